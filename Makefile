@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## Install, migrate and serve the site (SQLite in ./data by default).
+run: $(STAMP)
+	$(BIN)/papershelf db upgrade
+	$(BIN)/papershelf serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+
+## Lint, then the whole test suite (unit, integration; PostgreSQL tests need a server).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Benchmarks (add ARGS=--quick for a smoke run).
+bench: $(STAMP)
+	$(BIN)/python -m bench.ingest $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,153 @@
+"""Tables. Alembic (migrations/) owns the schema; these models must match it.
+
+Search structures are dialect-specific and live only in the migrations: the SQLite FTS5
+table `papers_fts` (external content over `papers`, kept in sync by triggers) and the
+PostgreSQL generated column `papers.search_vector` with its GIN index.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite needs INTEGER (not BIGINT) for a rowid alias, which FTS5's content_rowid requires.
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Paper(Base):
+    __tablename__ = "papers"
+
+    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    arxiv_id: Mapped[str] = mapped_column(String(32), unique=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text)
+    # Ordered list of names; both search backends index its JSON text.
+    authors: Mapped[list[str]] = mapped_column(JSON)
+    primary_category: Mapped[str] = mapped_column(String(32))
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    classes: Mapped[list[str] | None] = mapped_column(JSON)
+    comments: Mapped[str | None] = mapped_column(Text)
+    journal_ref: Mapped[str | None] = mapped_column(Text)
+    doi: Mapped[str | None] = mapped_column(Text)
+    license: Mapped[str | None] = mapped_column(Text)
+    first_submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # First day arXiv announced it, when a listing source says so.
+    announced_on: Mapped[date | None] = mapped_column(Date)
+    # The day lists and keyset pages sort by: announced_on, else the v1 submission day.
+    sort_date: Mapped[date] = mapped_column(Date)
+    # Normalised title (app.ingest.text.title_key) for exact venue matching.
+    title_key: Mapped[str] = mapped_column(Text, index=True)
+    content_hash: Mapped[str] = mapped_column(String(32))
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_papers_sort_date_arxiv_id", "sort_date", "arxiv_id"),)
+
+
+class PaperVersion(Base):
+    __tablename__ = "paper_versions"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    size: Mapped[str | None] = mapped_column(String(32))
+
+
+class PaperCategory(Base):
+    """One row per (paper, category) so category filters are index lookups, not JSON scans."""
+
+    __tablename__ = "paper_categories"
+
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+
+    __table_args__ = (Index("ix_paper_categories_arxiv_id", "arxiv_id"),)
+
+
+class Announcement(Base):
+    """A paper in a category's list on an announcement day; a day's list is a query here."""
+
+    __tablename__ = "announcements"
+
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # new | cross | replace | replace-cross
+    position: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_announcements_arxiv_id", "arxiv_id"),
+        Index("ix_announcements_day", "day"),
+    )
+
+
+class Venue(Base):
+    __tablename__ = "venues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # e.g. iclr2018
+    paper_count: Mapped[int] = mapped_column(Integer, default=0)
+    linked_count: Mapped[int] = mapped_column(Integer, default=0)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VenuePaper(Base):
+    __tablename__ = "venue_papers"
+
+    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    venue: Mapped[str] = mapped_column(String(64), ForeignKey("venues.name", ondelete="CASCADE"))
+    venue_paper_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(Text)
+    title_key: Mapped[str] = mapped_column(Text, index=True)
+    authors: Mapped[list[str]] = mapped_column(JSON)
+    abstract: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(64))
+    track: Mapped[str | None] = mapped_column(String(128))
+    site: Mapped[str | None] = mapped_column(Text)
+    keywords: Mapped[list[str] | None] = mapped_column(JSON)
+    tldr: Mapped[str | None] = mapped_column(Text)
+    # The arXiv paper with the same normalised title, when there is exactly one.
+    arxiv_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+    __table_args__ = (UniqueConstraint("venue", "venue_paper_id"),)
+
+
+class PaperClicks(Base):
+    __tablename__ = "paper_clicks"
+
+    arxiv_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pdf: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,1 @@
+"""Pure parsers that turn every arXiv wire format into `PaperRecord`s."""

@@ -1,0 +1,92 @@
+"""SQLite FTS5 search over the external-content table `papers_fts(title, abstract, authors)`.
+
+The MATCH expression is compiled from the parser's tokens, and every token is emitted inside
+an FTS5 double-quoted string (a `"` would be doubled), so no user text can reach FTS5's query
+syntax: stray quotes, `NEAR`, `*`, `^`, column names and operators are all just text. The
+expression is passed as a bind parameter.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.search.backend import SearchBackend, TextMatch, papers
+from app.search.query import ParsedQuery, Term
+
+# bm25 weights, in the table's column order (title, abstract, authors): a title hit counts
+# ten times an abstract hit; an author hit four times.
+BM25_WEIGHTS = (10.0, 1.0, 4.0)
+_COLUMN = {"title": "title", "authors": "authors", "abstract": "abstract"}
+
+papers_fts = sa.table("papers_fts", sa.column("rowid", sa.Integer))
+_FTS = sa.literal_column("papers_fts")
+
+
+def fts_string(text: str) -> str:
+    """An FTS5 string literal: FTS5 tokenizes its content as a phrase, nothing more.
+
+    Parser tokens hold only word characters; the escaping keeps any text safe regardless:
+    `"` is doubled, and NUL (which ends the expression early in FTS5's C parser, leaving an
+    unterminated string) becomes a separator."""
+    return '"' + text.replace("\x00", " ").replace('"', '""') + '"'
+
+
+def _term(term: Term) -> str:
+    phrase = fts_string(" ".join(term.tokens))
+    return f"{{{_COLUMN[term.field]}}} : {phrase}" if term.field else phrase
+
+
+def _any(terms: tuple[Term, ...]) -> str:
+    return " OR ".join(_term(t) for t in terms)
+
+
+def compile_positive(query: ParsedQuery) -> str | None:
+    """The FTS5 expression for the positive terms and their exclusions, or None when the
+    query has no positive terms (FTS5 has no unary NOT)."""
+    if not query.positive:
+        return None
+    expr = " AND ".join(f"({_any(group)})" for group in query.positive)
+    if query.negative:
+        # FTS5's NOT is binary: (everything wanted) NOT (anything unwanted).
+        expr = f"({expr}) NOT ({_any(query.negative)})"
+    return expr
+
+
+def compile_negative(query: ParsedQuery) -> str | None:
+    """The FTS5 expression matching any negative term, or None without negatives."""
+    return _any(query.negative) if query.negative else None
+
+
+def _match(expr: str) -> ColumnElement[bool]:
+    return _FTS.op("MATCH")(sa.bindparam(None, expr, type_=sa.Text))
+
+
+class SqliteFtsBackend(SearchBackend):
+    dialect = "sqlite"
+
+    def text_match(self, query: ParsedQuery) -> TextMatch:
+        expr = compile_positive(query)
+        if expr is None:
+            raise ValueError("text_match needs a query with positive terms")
+        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+        # bm25() is lower-is-better; negate it so every backend's score is higher-is-better.
+        score = sa.literal_column(f"-bm25(papers_fts, {weights})", sa.Float)
+        return TextMatch(
+            from_=papers_fts.join(papers, papers.c.pk == papers_fts.c.rowid),
+            where=_match(expr),
+            score=score,
+        )
+
+    def excluded(self, query: ParsedQuery) -> ColumnElement[bool]:
+        expr = compile_negative(query)
+        if expr is None:
+            raise ValueError("excluded needs a query with negative terms")
+        matching = sa.select(papers_fts.c.rowid).where(_match(expr))
+        return papers.c.pk.in_(matching)
+
+    def rebuild(self, conn: Connection) -> None:
+        """Re-read every row of `papers` into the FTS index (the triggers normally keep it in
+        step; this repairs it after, e.g., a bulk load with the triggers dropped)."""
+        conn.exec_driver_sql("INSERT INTO papers_fts(papers_fts) VALUES('rebuild')")

@@ -1,0 +1,103 @@
+"""The minimal site and JSON API: real requests, one error shape, no 500 for user input."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.db import store
+from app.db.engine import make_engine
+from app.db.migrate import upgrade
+from app.ingest.records import AnnounceKind, Announcement, PaperRecord
+from app.settings import get_settings
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PAPERSHELF_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    url = get_settings().database_url_resolved
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        store.upsert_papers(
+            conn,
+            [
+                PaperRecord(
+                    arxiv_id="hep-th/9901001",
+                    title="Schrödinger operators on strings",
+                    abstract="We study the spectrum.",
+                    authors=["Erwin Example"],
+                    primary_category="hep-th",
+                    categories=["hep-th"],
+                    version=2,
+                    first_submitted_at=datetime(1999, 1, 1, tzinfo=UTC),
+                    announcements=[Announcement("hep-th", date(1999, 1, 4), AnnounceKind.NEW)],
+                )
+            ],
+        )
+    engine.dispose()
+    from app.main import app
+
+    with TestClient(app) as c:
+        yield c
+    get_settings.cache_clear()
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "hep-th/9901001",
+        "hep-th/9901001v2",
+        "arXiv:hep-th/9901001",
+        "https://arxiv.org/abs/hep-th/9901001v1",
+    ],
+)
+def test_paper_by_any_id_spelling(client: TestClient, spelling: str) -> None:
+    r = client.get(f"/api/v1/papers/{spelling}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["arxiv_id"] == "hep-th/9901001"
+    assert body["title"] == "Schrödinger operators on strings"
+    assert body["versions"] == [{"version": 2, "submitted_at": None}]
+
+
+def test_invalid_and_unknown_ids(client: TestClient) -> None:
+    bad = client.get("/api/v1/papers/not-an-id")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "bad_request"
+    missing = client.get("/api/v1/papers/2501.00001")
+    assert missing.status_code == 404
+    assert "2501.00001" in missing.json()["error"]["message"]
+
+
+def test_search_api_and_bad_parameters(client: TestClient) -> None:
+    r = client.get("/api/v1/search", params={"q": "Schrodinger"})
+    assert r.status_code == 200
+    assert [h["arxiv_id"] for h in r.json()["hits"]] == ["hep-th/9901001"]
+    for params in (
+        {"q": "x", "limit": 0},
+        {"q": "x", "from": "2025-13-01"},
+        {"q": "x" * 10_001},
+        {},
+    ):
+        r = client.get("/api/v1/search", params=params)
+        assert r.status_code == 422, params
+        assert r.json()["error"]["code"] == "invalid_parameter"
+    for q in ['"', "-", "OR OR", "ti:", "\x00"]:
+        assert client.get("/api/v1/search", params={"q": q}).status_code == 200
+
+
+def test_index_page(client: TestClient) -> None:
+    r = client.get("/", params={"q": "spectrum"})
+    assert r.status_code == 200
+    assert "Schrödinger operators on strings" in r.text

@@ -1,0 +1,1 @@
+"""arq worker pools. The fetch pool arrives with the workers issue; nothing here yet."""
