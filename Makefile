@@ -12,10 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-## Install, migrate and serve the site (SQLite in ./data by default).
+## Install, migrate, and run the site with its workers (SQLite and an embedded Redis by default).
 run: $(STAMP)
-	$(BIN)/papershelf db upgrade
-	$(BIN)/papershelf serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+	$(BIN)/papershelf up --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 ## Lint, then the whole test suite (unit, integration; PostgreSQL tests need a server).
 test: $(STAMP)

@@ -214,24 +214,7 @@ def search(
             offset=offset,
         )
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "query": query,
-                    "total": page.total,
-                    "warnings": list(page.warnings),
-                    "hits": [
-                        {
-                            "arxiv_id": h.arxiv_id,
-                            "title": h.title,
-                            "score": h.score,
-                            "date": h.sort_date.isoformat() if h.sort_date else None,
-                        }
-                        for h in page.hits
-                    ],
-                }
-            )
-        )
+        out.print_json(json.dumps({"query": query, **page.to_json()}))
         return
     for w in page.warnings:
         err.print(f"[yellow]note:[/] {escape(w)}", highlight=False)
@@ -245,12 +228,176 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     reload: bool = False,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True,
 ) -> None:
-    """Serve the site and the API."""
+    """Serve the site and the API (no workers; see `papershelf up`)."""
     import uvicorn
 
-    _engine()  # migrate before taking requests
+    _engine(migrate=migrate)
     uvicorn.run("app.main:app", host=host, port=port, reload=reload)
+
+
+@cli.command()
+def up(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run everything: the site, a fetch worker (and the ML worker when installed), with an
+    embedded Redis when PAPERSHELF_REDIS_URL is unset. Ctrl+C stops it all."""
+    import logging
+
+    from app.supervisor import Supervisor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _engine()  # migrate once, before any child starts
+    raise typer.Exit(Supervisor(settings, host, port).run())
+
+
+@cli.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="Which pool: fetch (or ml, with the ML extra).")],
+    burst: Annotated[bool, typer.Option(help="Run queued jobs, then exit.")] = False,
+) -> None:
+    """Run an arq worker for one pool."""
+    import logging
+
+    from arq import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if pool == "fetch":
+        from workers.fetch import WorkerSettings, redis_settings
+    elif pool == "ml":
+        raise _fail("the ML pool is not part of this version yet")
+    else:
+        raise _fail(f"unknown pool {pool!r} (expected fetch or ml)")
+    _engine()
+    import asyncio
+    import time
+
+    import redis.exceptions
+
+    log = logging.getLogger("papershelf.worker")
+    while True:
+        # arq's WATCH-based job claiming does not retry a dropped connection, so a Redis
+        # restart ends the worker loop; start a fresh one once Redis answers again. Jobs
+        # it was running re-run when their claim expires (they are idempotent).
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            run_worker(
+                WorkerSettings,  # type: ignore[arg-type]
+                redis_settings=redis_settings(get_settings().redis_url),
+                burst=burst,
+            )
+            return
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            log.warning("lost Redis (%s); restarting the worker loop in 2 s", exc)
+            time.sleep(2)
+
+
+def _run_job(function: str, *args: object) -> dict:  # type: ignore[type-arg]
+    """Run one fetch job in this process (what `--now` means), with the worker's context."""
+    import asyncio
+
+    from arq import create_pool
+
+    from workers import fetch
+
+    async def go() -> dict:  # type: ignore[type-arg]
+        redis = await create_pool(fetch.redis_settings(get_settings().redis_url))
+        ctx: dict = {"redis": redis, "job_id": f"cli:{function}", "job_try": fetch.MAX_TRIES}
+        await fetch.startup(ctx)
+        try:
+            return await getattr(fetch, function)(ctx, *args)
+        finally:
+            await fetch.shutdown(ctx)
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+@cli.command()
+def fetch(
+    category: Annotated[str, typer.Argument(help="A category (cs.CL) or comma-joined arXiv ids.")],
+    date_from: Annotated[
+        str | None, typer.Option("--date", "--from", help="Back-fill from this day (OAI-PMH).")
+    ] = None,
+    date_until: Annotated[str | None, typer.Option("--until")] = None,
+    now: Annotated[bool, typer.Option("--now", help="Run here instead of enqueueing.")] = False,
+) -> None:
+    """Fetch today's list of CATEGORY (rss.arxiv.org), back-fill it over a date range
+    (OAI-PMH), or fetch papers by id (the query API)."""
+    import asyncio
+
+    from app.ingest.ids import InvalidArxivId, split_id_list
+    from app.taxonomy import get_taxonomy
+    from workers import fetch as jobs
+
+    canonical = get_taxonomy().canonical(category)
+    if canonical is None:
+        try:
+            ids = [i for i, _v in split_id_list(category)]
+        except InvalidArxivId as exc:
+            raise _fail(f"{category!r} is neither a known category nor arXiv ids: {exc}") from None
+        function, args, job_id = "fetch_ids", (ids,), jobs.ids_job_id(ids)
+    elif date_from:
+        try:
+            d_from = date.fromisoformat(date_from)
+            d_until = date.fromisoformat(date_until) if date_until else d_from
+        except ValueError as exc:
+            raise _fail(f"invalid date: {exc}") from None
+        if d_until < d_from:
+            raise _fail("--until is before --from")
+        set_spec = jobs.oai_set(canonical)
+        args = (set_spec, d_from.isoformat(), d_until.isoformat())
+        function, job_id = "backfill", jobs.harvest_key(*args)
+    else:
+        function, args = "fetch_listing", (canonical,)
+        job_id = f"rss:{canonical}:manual:{int(__import__('time').time() // 60)}"
+    _engine()
+    if now:
+        try:
+            result = _run_job(function, *args)
+        except Exception as exc:
+            raise _fail(f"{type(exc).__name__}: {exc}") from None
+        out.print_json(json.dumps(result, default=str))
+        return
+
+    async def enqueue() -> str | None:
+        from arq import create_pool
+
+        redis = await create_pool(jobs.redis_settings(get_settings().redis_url))
+        try:
+            job = await redis.enqueue_job(
+                function, *args, _job_id=job_id, _queue_name=get_settings().fetch_queue
+            )
+            return job.job_id if job else None
+        finally:
+            await redis.aclose()
+
+    queued = asyncio.run(enqueue())
+    out.print(f"queued {function} as {job_id}" if queued else f"{job_id} is already queued")
+
+
+@cli.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Fetch health: per followed category the latest day and its completeness check, recent
+    runs and errors, the next announcement."""
+    from datetime import UTC, datetime
+
+    from app.db import runs
+    from app.schedule import parse_holidays
+
+    settings = get_settings()
+    with _engine().connect() as conn:
+        summary = runs.status_summary(
+            conn,
+            categories=settings.categories,
+            now=datetime.now(UTC),
+            holidays=parse_holidays(settings.arxiv_holidays),
+        )
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    out.print_json(json.dumps(summary, default=str))
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,10 +15,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection, Engine, text
 
 from app import __version__
+from app.db import runs
 from app.db.engine import get_engine
 from app.db.queries import get_paper
 from app.db.queries import stats as read_stats
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
+from app.schedule import ET, parse_holidays
 from app.search.backend import search_papers
 from app.settings import get_settings
 
@@ -118,20 +120,7 @@ def api_search(
         limit=limit,
         offset=offset,
     )
-    return {
-        "query": q,
-        "total": page.total,
-        "warnings": list(page.warnings),
-        "hits": [
-            {
-                "arxiv_id": h.arxiv_id,
-                "title": h.title,
-                "score": h.score,
-                "date": h.sort_date.isoformat() if h.sort_date else None,
-            }
-            for h in page.hits
-        ],
-    }
+    return {"query": q, **page.to_json()}
 
 
 @app.get("/api/v1/stats", tags=["stats"])
@@ -141,10 +130,35 @@ def api_stats(conn: ConnDep) -> dict[str, Any]:
 
 @app.get("/", response_class=HTMLResponse, include_in_schema=False)
 def index(request: Request, conn: ConnDep, q: Annotated[str, Query(max_length=10_000)] = ""):
+    settings = get_settings()
     s = read_stats(conn)
     page = search_papers(conn, q, limit=50) if q.strip() else None
+    fetch = runs.status_summary(
+        conn,
+        categories=settings.categories,
+        now=datetime.now(UTC),
+        holidays=parse_holidays(settings.arxiv_holidays),
+    )
     return TEMPLATES.TemplateResponse(
         request,
         "index.html",
-        {"stats": s, "q": q, "page": page, "followed": get_settings().categories},
+        {
+            "stats": s,
+            "q": q,
+            "page": page,
+            "followed": settings.categories,
+            "fetch": fetch,
+            "upstream_down": _upstream_down(fetch),
+            "ET": ET,
+        },
     )
+
+
+def _upstream_down(fetch: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest failed fetch, when nothing has succeeded since: shown as a notice."""
+    failed, ok = fetch.get("last_failed"), fetch.get("last_ok")
+    if not failed:
+        return None
+    if ok and (ok.get("finished_at") or ok["started_at"]) > failed["started_at"]:
+        return None
+    return failed

@@ -24,8 +24,34 @@ class Settings(BaseSettings):
     import_batch_size: int = 2000
     search_max_results: int = 1000
     search_max_query_chars: int = 10_000
+    # Relevance ranks at most this many of the newest matches (see app/search/backend.py).
+    search_rank_window: int = 10_000
 
-    @field_validator("categories", mode="before")
+    # arXiv upstreams (base URLs; tests point them at a fake server on 127.0.0.1).
+    arxiv_rss_url: str = "https://rss.arxiv.org"
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_oai_url: str = "https://oaipmh.arxiv.org/oai"
+    # arXiv asks for at most one request every 3 s and one connection at a time, across
+    # every machine of a deployment; the limiter in Redis enforces both.
+    arxiv_min_interval: float = 3.0
+    arxiv_max_connections: int = 1
+    # A connection lease outlives a killed holder by at most this long (live holders renew).
+    arxiv_lease_ttl: float = 15.0
+    arxiv_contact: str = "admin@example.org"
+    arxiv_timeout: float = 30.0
+    arxiv_max_attempts: int = 5
+    arxiv_max_backoff: float = 120.0
+    # The fetch pool's arq queue (distinct names let several deployments share a Redis).
+    fetch_queue: str = "papershelf:fetch"
+    # A job killed with its worker re-runs once this has passed; back-fills are split into
+    # jobs of `fetch_pages_per_job` OAI pages so each fits well inside it.
+    fetch_job_timeout: int = 600
+    fetch_pages_per_job: int = 20
+    fetch_retry_delay: float = 60.0  # first delay of arq's own retry; doubles per attempt
+    # Days without an announcement besides Fridays and Saturdays (ISO dates, comma list).
+    arxiv_holidays: Annotated[list[str], NoDecode] = ["2026-11-26", "2026-12-24", "2026-12-31"]
+
+    @field_validator("categories", "arxiv_holidays", mode="before")
     @classmethod
     def _split_categories(cls, value: object) -> object:
         if isinstance(value, str):

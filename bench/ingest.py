@@ -66,8 +66,7 @@ def read_lines(path: Path, limit: int | None) -> list[bytes]:
     return lines[:limit] if limit else lines
 
 
-def bare_sqlite(lines: list[bytes], db: Path) -> Row:
-    start = time.perf_counter()
+def bare_rows(lines: list[bytes]) -> list[tuple[object, ...]]:
     rows = []
     for line in lines:
         r = orjson.loads(line)
@@ -82,6 +81,12 @@ def bare_sqlite(lines: list[bytes], db: Path) -> Row:
                 r.get("comment"),
             )
         )
+    return rows
+
+
+def bare_sqlite(lines: list[bytes], db: Path) -> Row:
+    start = time.perf_counter()
+    rows = bare_rows(lines)
     conn = sqlite3.connect(db)
     conn.execute(
         "CREATE TABLE p (id TEXT, day TEXT, title TEXT, abstract TEXT, authors TEXT,"
@@ -97,20 +102,7 @@ def bare_postgres(lines: list[bytes], url: str) -> Row:
     import psycopg
 
     start = time.perf_counter()
-    rows = []
-    for line in lines:
-        r = orjson.loads(line)
-        rows.append(
-            (
-                r["id"],
-                r["listing_date"],
-                r["title"],
-                r["abstract"],
-                orjson.dumps(r["authors"]),
-                orjson.dumps(r["categories"]),
-                r.get("comment"),
-            )
-        )
+    rows = bare_rows(lines)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "CREATE TABLE bare_p (id TEXT, day DATE, title TEXT, abstract TEXT,"
@@ -211,9 +203,9 @@ def scale_run(lines: list[bytes], total: int, workdir: Path) -> Row:
         with engine.begin() as conn:
             store.upsert_papers(conn, batch)
         papers += len(batch)
-    seconds = time.perf_counter() - start - gen_seconds
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    seconds = time.perf_counter() - start - gen_seconds
     size_mb = sum(f.stat().st_size for f in workdir.glob("scale.db*")) / 2**20
     row = Row(
         f"scale: {total:,} synthetic (SQLite)",
@@ -240,6 +232,19 @@ def pg_admin_url() -> str | None:
         return None
 
 
+class Rows(list[Row]):
+    """The results; each is also logged to stderr as it is measured, so a long run that is
+    interrupted still shows what it got."""
+
+    def append(self, row: Row) -> None:
+        super().append(row)
+        print(
+            f"bench: {row.name}: {row.papers:,} papers in {row.seconds:.2f} s {row.extra}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run on a 5k subset")
@@ -252,7 +257,7 @@ def main() -> None:
     limit = 5000 if args.quick else None
     scale = args.scale if args.scale is not None else (20_000 if args.quick else 2_500_000)
     lines = read_lines(data, limit)
-    rows: list[Row] = []
+    rows = Rows()
     with tempfile.TemporaryDirectory(prefix="papershelf-bench-") as tmp:
         work = Path(tmp)
         src = work / "papers.jsonl.gz"

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -151,3 +152,58 @@ class PaperClicks(Base):
     arxiv_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     pdf: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- fetch bookkeeping (migration 0002); written only by app.db.runs ----------------------
+
+
+class FetchRun(Base):
+    """One fetch job's attempt: what it fetched from where, and how it ended."""
+
+    __tablename__ = "fetch_runs"
+
+    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    job_id: Mapped[str | None] = mapped_column(String(128))  # arq's job id, when run by arq
+    kind: Mapped[str] = mapped_column(String(32))  # rss | ids | oai-backfill | check | ...
+    source: Mapped[str] = mapped_column(Text)  # URL or feed name
+    category: Mapped[str | None] = mapped_column(String(32))
+    day: Mapped[date | None] = mapped_column(Date)  # the listing day it was about
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # running | ok | failed
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    announcements: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Harvest(Base):
+    """Where an OAI-PMH harvest stands, so a restarted worker resumes instead of restarting."""
+
+    __tablename__ = "harvest_states"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)  # oai:cs:FROM:UNTIL
+    set_spec: Mapped[str] = mapped_column(String(64))
+    date_from: Mapped[date | None] = mapped_column(Date)
+    date_until: Mapped[date | None] = mapped_column(Date)
+    resumption_token: Mapped[str | None] = mapped_column(Text)
+    cursor: Mapped[int | None] = mapped_column(Integer)
+    complete_list_size: Mapped[int | None] = mapped_column(Integer)
+    harvested: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DayCheck(Base):
+    """Whether a category's stored list for a day holds everything its feed announced."""
+
+    __tablename__ = "day_checks"
+
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    feed_count: Mapped[int] = mapped_column(Integer)
+    stored_count: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

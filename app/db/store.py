@@ -98,10 +98,13 @@ def _announced_on(rec: PaperRecord) -> date | None:
     return min((a.day for a in rec.announcements), default=None)
 
 
-def _sort_date(rec: PaperRecord, announced: date | None, now: datetime) -> date:
-    first = rec.first_submitted_at or min(
+def _first_submitted(rec: PaperRecord) -> datetime | None:
+    return rec.first_submitted_at or min(
         (v.submitted_at for v in rec.versions if v.submitted_at), default=None
     )
+
+
+def _sort_date(announced: date | None, first: datetime | None, now: datetime) -> date:
     return announced or (first.date() if first else None) or now.date()
 
 
@@ -253,9 +256,7 @@ def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCou
         else:
             counts.unchanged += 1
             continue
-        first = rec.first_submitted_at or min(
-            (v.submitted_at for v in rec.versions if v.submitted_at), default=None
-        )
+        first = _first_submitted(rec)
         rows.append(
             (
                 arxiv_id,
@@ -273,7 +274,7 @@ def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCou
                 d.ts(first),
                 d.ts(rec.last_updated_at),
                 d.day(announced),
-                d.day(_sort_date(rec, announced, now)),
+                d.day(_sort_date(announced, first, now)),
                 title_key(rec.title),
                 digest,
                 stamp,
@@ -318,6 +319,9 @@ def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCou
                 d.ts(when),
                 None,
             )
+        # Sources without a history (the query API) still say when v1 was submitted.
+        if rec.version and rec.first_submitted_at and (rec.arxiv_id, 1) not in version_rows:
+            version_rows[(rec.arxiv_id, 1)] = (rec.arxiv_id, 1, d.ts(rec.first_submitted_at), None)
     if version_rows:
         conn.exec_driver_sql(d.version_upsert, list(version_rows.values()))
 

@@ -87,23 +87,31 @@ def _common(
     return arxiv_id, version, title, abstract
 
 
-def iter_listing(lines: Iterable[bytes], source: str) -> Iterator[Item]:
-    """Parse listing lines lazily (see the module docstring)."""
-    resolve = get_taxonomy().resolve
-    days: dict[str, date] = {}
-    positions: dict[date, int] = {}
+def _objects(
+    lines: Iterable[bytes], source: str
+) -> Iterator[tuple[int, dict[str, object], tuple[str, int | None, str, str] | RecordError]]:
+    """Each usable JSON object with its line number and its common fields (or the error that
+    rules it out); lines that are not JSON objects are yielded as errors in the third slot."""
     loads = orjson.loads
     for lineno, raw in enumerate(lines, 1):
         try:
             obj = loads(raw)
         except orjson.JSONDecodeError as exc:
             if raw.strip():
-                yield _line_error(source, lineno, raw, exc)
+                yield lineno, {}, _line_error(source, lineno, raw, exc)
             continue
         if type(obj) is not dict:
-            yield RecordError(source, lineno, None, "line is not a JSON object")
+            yield lineno, {}, RecordError(source, lineno, None, "line is not a JSON object")
             continue
-        common = _common(obj, source, lineno)
+        yield lineno, obj, _common(obj, source, lineno)
+
+
+def iter_listing(lines: Iterable[bytes], source: str) -> Iterator[Item]:
+    """Parse listing lines lazily (see the module docstring)."""
+    resolve = get_taxonomy().resolve
+    days: dict[str, date] = {}
+    positions: dict[date, int] = {}
+    for lineno, obj, common in _objects(lines, source):
         if isinstance(common, RecordError):
             yield common
             continue
@@ -198,18 +206,7 @@ def _kaggle_versions(raw: object) -> list[Version]:
 def iter_kaggle(lines: Iterable[bytes], source: str) -> Iterator[Item]:
     """Parse Kaggle snapshot lines lazily (see the module docstring)."""
     resolve = get_taxonomy().resolve
-    loads = orjson.loads
-    for lineno, raw in enumerate(lines, 1):
-        try:
-            obj = loads(raw)
-        except orjson.JSONDecodeError as exc:
-            if raw.strip():
-                yield _line_error(source, lineno, raw, exc)
-            continue
-        if type(obj) is not dict:
-            yield RecordError(source, lineno, None, "line is not a JSON object")
-            continue
-        common = _common(obj, source, lineno)
+    for lineno, obj, common in _objects(lines, source):
         if isinstance(common, RecordError):
             yield common
             continue

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -60,6 +60,25 @@ class SearchPage:
     def has_more(self) -> bool:
         return self.offset + len(self.hits) < self.total
 
+    def to_json(self) -> dict[str, object]:
+        """The shape the API and `papershelf search --json` return."""
+        return {
+            "total": self.total,
+            "total_capped": self.total_capped,
+            "warnings": list(self.warnings),
+            "hits": [
+                {
+                    "arxiv_id": h.arxiv_id,
+                    "title": h.title,
+                    "authors": list(h.authors),
+                    "primary_category": h.primary_category,
+                    "date": h.sort_date.isoformat() if h.sort_date else None,
+                    "score": h.score,
+                }
+                for h in self.hits
+            ],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class TextMatch:
@@ -68,6 +87,10 @@ class TextMatch:
     from_: FromClause
     where: ColumnElement[bool]
     score: ColumnElement[float]  # higher is better
+    # The matched paper's pk, in the index's own order (cheap to walk newest first).
+    key: ColumnElement[int]
+    # The match without the papers join, when the backend can rank without it.
+    bare_from: FromClause | None = None
 
 
 def _max_results() -> int:
@@ -76,13 +99,20 @@ def _max_results() -> int:
     return get_settings().search_max_results
 
 
+def _rank_window() -> int:
+    from app.settings import get_settings
+
+    return get_settings().search_rank_window
+
+
 class SearchBackend(ABC):
     """One database's full-text search. Stateless: one instance can serve any connection."""
 
     dialect: str
 
-    def __init__(self, *, max_results: int | None = None) -> None:
+    def __init__(self, *, max_results: int | None = None, rank_window: int | None = None) -> None:
         self.max_results = max_results if max_results is not None else _max_results()
+        self.rank_window = rank_window if rank_window is not None else _rank_window()
 
     # --- what each backend provides -----------------------------------------------------
 
@@ -130,26 +160,34 @@ class SearchBackend(ABC):
             papers.c.authors,
         ]
 
+        page_size = min(limit, self.max_results - offset)
         if query.has_positive_terms:
             match = self.text_match(query)
-            base = sa.select(*columns, match.score.label("score")).select_from(match.from_)
-            base = base.where(match.where, *filters)
-            order = [match.score.desc(), *by_date] if sort == "relevance" else by_date
+            source = match.bare_from if match.bare_from is not None and not filters else match.from_
+            # Counting needs no ranking and no papers row unless a filter does.
+            counted = sa.select(match.key).select_from(source).where(match.where, *filters)
+            if sort == "relevance":
+                page = self._ranked_page(match, source, filters, columns, page_size, offset)
+            else:
+                page = (
+                    sa.select(*columns, sa.null().label("score"))
+                    .select_from(match.from_)
+                    .where(match.where, *filters)
+                    .order_by(*by_date)
+                )
         elif filters:
-            base = sa.select(*columns, sa.null().label("score")).select_from(papers)
             if query.negative:
                 filters.append(sa.not_(self.excluded(query)))
-            base = base.where(*filters)
-            order = by_date
+            counted = sa.select(papers.c.pk).where(*filters)
+            page = sa.select(*columns, sa.null().label("score")).where(*filters).order_by(*by_date)
         else:
             if NO_TERMS_WARNING not in warnings:
                 warnings.append(NO_TERMS_WARNING)
             return SearchPage((), 0, limit, offset, warnings=warnings, query=query)
 
         hits: tuple[SearchHit, ...] = ()
-        page_size = min(limit, self.max_results - offset)
         if page_size > 0:
-            rows = conn.execute(base.order_by(*order).limit(page_size).offset(offset))
+            rows = conn.execute(page.limit(page_size).offset(offset))
             hits = tuple(
                 SearchHit(
                     arxiv_id=r.arxiv_id,
@@ -165,7 +203,7 @@ class SearchBackend(ABC):
             # A short page is the last one, so the count is known without counting.
             total = offset + len(hits)
         else:
-            capped = base.with_only_columns(papers.c.pk).limit(self.max_results).subquery()
+            capped = counted.limit(self.max_results).subquery()
             total = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
         return SearchPage(
             hits,
@@ -175,6 +213,40 @@ class SearchBackend(ABC):
             total_capped=total >= self.max_results,
             warnings=warnings,
             query=query,
+        )
+
+    def _ranked_page(
+        self,
+        match: TextMatch,
+        source: FromClause,
+        filters: list[ColumnElement[bool]],
+        columns: list[ColumnElement[Any]],
+        page_size: int,
+        offset: int,
+    ) -> sa.Select[Any]:
+        """Best-first page. Only the newest `rank_window` matches (after the filters) are
+        scored: a common word matches a third of 2.5M papers and scoring them all costs
+        seconds; below the window (nearly every real query) the ranking is exact. Papers
+        rows are read for the page alone."""
+        window = (
+            sa.select(match.key.label("pk"), match.score.label("score"))
+            .select_from(source)
+            .where(match.where, *filters)
+            .order_by(match.key.desc())
+            .limit(self.rank_window)
+            .subquery("ranked")
+        )
+        best = (
+            sa.select(window.c.pk, window.c.score)
+            .order_by(window.c.score.desc(), window.c.pk.desc())
+            .limit(max(page_size, 0) + offset)
+            .subquery("best")
+        )
+        # The outer LIMIT/OFFSET (applied by the caller) pages through `best`.
+        return (
+            sa.select(*columns, best.c.score.label("score"))
+            .select_from(best.join(papers, papers.c.pk == best.c.pk))
+            .order_by(best.c.score.desc(), best.c.pk.desc())
         )
 
     @staticmethod

@@ -108,7 +108,7 @@ class PostgresBackend(SearchBackend):
             positive,
             type_=sa.Float,
         )
-        return TextMatch(from_=papers, where=where, score=score)
+        return TextMatch(from_=papers, where=where, score=score, key=papers.c.pk)
 
     def excluded(self, query: ParsedQuery) -> ColumnElement[bool]:
         negative = compile_negative(query)

@@ -77,6 +77,8 @@ class SqliteFtsBackend(SearchBackend):
             from_=papers_fts.join(papers, papers.c.pk == papers_fts.c.rowid),
             where=_match(expr),
             score=score,
+            key=papers_fts.c.rowid,
+            bare_from=papers_fts,
         )
 
     def excluded(self, query: ParsedQuery) -> ColumnElement[bool]:

@@ -68,7 +68,10 @@ def test_paper_by_any_id_spelling(client: TestClient, spelling: str) -> None:
     body = r.json()
     assert body["arxiv_id"] == "hep-th/9901001"
     assert body["title"] == "Schrödinger operators on strings"
-    assert body["versions"] == [{"version": 2, "submitted_at": None}]
+    assert body["versions"] == [
+        {"version": 1, "submitted_at": "1999-01-01T00:00:00"},
+        {"version": 2, "submitted_at": None},
+    ]
 
 
 def test_invalid_and_unknown_ids(client: TestClient) -> None:
@@ -101,3 +104,20 @@ def test_index_page(client: TestClient) -> None:
     r = client.get("/", params={"q": "spectrum"})
     assert r.status_code == 200
     assert "Schrödinger operators on strings" in r.text
+
+
+def test_index_says_when_arxiv_is_unreachable(client: TestClient) -> None:
+    from app.db import runs
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        run_id = runs.start_run(conn, kind="rss", source="https://rss.arxiv.org/rss/cs.CL")
+        runs.finish_run(conn, run_id, status="failed", error="ConnectError: no route to host")
+    page = client.get("/").text
+    assert "arXiv could not be reached" in page
+    assert "no route to host" in page
+    assert "Next arXiv announcement" in page
+    with engine.begin() as conn:
+        run_id = runs.start_run(conn, kind="rss", source="https://rss.arxiv.org/rss/cs.CL")
+        runs.finish_run(conn, run_id, status="ok")
+    assert "arXiv could not be reached" not in client.get("/").text

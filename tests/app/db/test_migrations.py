@@ -20,7 +20,11 @@ TABLES = {
     "venues",
     "venue_papers",
     "paper_clicks",
+    "fetch_runs",
+    "harvest_states",
+    "day_checks",
 }
+HEAD = "0002"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,13 +36,25 @@ def test_upgrade_downgrade_roundtrip(url: str) -> None:
     upgrade(url)
     engine = make_engine(url)
     try:
-        assert current(engine) == "0001"
+        assert current(engine) == HEAD
         assert set(inspect(engine).get_table_names()) >= TABLES
+        downgrade(url, "0001")  # one step back: only the fetch bookkeeping goes
+        assert current(engine) == "0001"
+        assert (
+            set(inspect(engine).get_table_names())
+            & {
+                "fetch_runs",
+                "harvest_states",
+                "day_checks",
+            }
+            == set()
+        )
+        assert "papers" in inspect(engine).get_table_names()
         downgrade(url, "base")
         remaining = set(inspect(engine).get_table_names()) - {"alembic_version"}
         assert remaining == set()
         upgrade(url)  # and back up again: downgrade left nothing behind that blocks it
-        assert current(engine) == "0001"
+        assert current(engine) == HEAD
     finally:
         engine.dispose()
 

@@ -1,0 +1,127 @@
+"""`papershelf up`: the site and its workers as child processes, one command, clean exit.
+
+Without PAPERSHELF_REDIS_URL it starts an embedded Redis-compatible server on a private
+socket first. A child that dies is restarted with a growing delay; Ctrl+C (SIGINT) or
+SIGTERM stops the children gracefully (SIGTERM, then SIGKILL after a bound) and then the
+embedded server, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.redis_server import EmbeddedRedis
+from app.settings import Settings
+
+log = logging.getLogger("papershelf.up")
+
+STOP_TIMEOUT = 40.0  # covers the worker's job_completion_wait
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(self.argv, env=env)
+        self.started_at = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.process.pid)
+
+
+def ml_available() -> bool:
+    return (
+        importlib.util.find_spec("torch") is not None
+        and importlib.util.find_spec("ml.worker") is not None
+    )
+
+
+def children(host: str, port: int) -> list[Child]:
+    cli = [sys.executable, "-m", "app.cli"]
+    procs = [
+        Child("web", [*cli, "serve", "--host", host, "--port", str(port), "--no-migrate"]),
+        Child("fetch worker", [*cli, "worker", "--pool", "fetch"]),
+    ]
+    if ml_available():
+        procs.append(Child("ml worker", [*cli, "worker", "--pool", "ml"]))
+    return procs
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, host: str, port: int) -> None:
+        self.settings = settings
+        self.host, self.port = host, port
+        self.stopping = False
+        self.redis: EmbeddedRedis | None = None
+        self.children = children(host, port)
+
+    def _signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._signal)
+        signal.signal(signal.SIGTERM, self._signal)
+        env = dict(os.environ)
+        if not self.settings.redis_url:
+            self.redis = EmbeddedRedis(Path(self.settings.data_dir))
+            env["PAPERSHELF_REDIS_URL"] = self.redis.start()
+            log.info("embedded Redis at %s", self.redis.url)
+        env["PAPERSHELF_DATA_DIR"] = str(Path(self.settings.data_dir).resolve())
+        print(
+            f"Papershelf on http://{self.host}:{self.port}  (Ctrl+C stops everything)", flush=True
+        )
+        try:
+            for child in self.children:
+                child.start(env)
+            while not self.stopping:
+                self._watch(env)
+                time.sleep(0.2)
+        finally:
+            self._stop_all()
+        return 0
+
+    def _watch(self, env: dict[str, str]) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.process is None:
+                if now >= child.next_start:
+                    child.start(env)
+                continue
+            code = child.process.poll()
+            if code is None:
+                if now - child.started_at > 60:
+                    child.restarts = 0  # it has been healthy for a while
+                continue
+            delay = min(2**child.restarts, 60)
+            log.warning("%s exited with %s; restarting in %d s", child.name, code, delay)
+            print(f"{child.name} exited with code {code}; restarting in {delay} s", flush=True)
+            child.process = None
+            child.restarts += 1
+            child.next_start = now + delay
+
+    def _stop_all(self) -> None:
+        live = [c.process for c in self.children if c.process and c.process.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for proc in live:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.redis:
+            self.redis.stop()
+        print("stopped", flush=True)

@@ -1,0 +1,259 @@
+"""The fetch pool's jobs through a real arq worker, a real Redis and the fake arXiv:
+each fault gives the expected result, and nothing is ever half-written."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq import Worker, create_pool
+from arq.connections import ArqRedis
+from sqlalchemy import Engine, func, select
+
+from app.db import runs
+from app.db.models import Announcement, Paper, PaperCategory, PaperVersion
+from app.search.backend import search_papers
+from app.settings import Settings
+from tests.fakes.arxiv_server import FakeArxiv, FakePaper, empty, malformed, repeat_page, status
+from workers import fetch
+
+pytestmark = pytest.mark.anyio
+DAY = date(2026, 7, 1)
+
+
+def paper(n: int, cats: tuple[str, ...] = ("cs.CL", "cs.LG"), versions: int = 1) -> FakePaper:
+    base = datetime(2026, 6, 29, 12, tzinfo=UTC)
+    return FakePaper(
+        arxiv_id=f"2606.{n:05d}",
+        title=f"Paper number {n} about quokka{n} tokenizers",
+        abstract=f"We study tokenizers for the {n}th time. Results are strong.",
+        authors=[f"Author {n}", "Second Author"],
+        categories=list(cats),
+        versions=[base - timedelta(days=30 * (versions - 1 - i)) for i in range(versions)],
+    )
+
+
+@pytest.fixture
+def settings(fake_arxiv: FakeArxiv, sqlite_engine: Engine, tmp_path: Path) -> Settings:
+    fake_arxiv.feed_day = DAY
+    return fake_arxiv.settings(
+        database_url=str(sqlite_engine.url),
+        data_dir=tmp_path,
+        categories=["cs.CL"],
+        fetch_queue=f"papershelf-test:fetch:{uuid.uuid4().hex}",
+        fetch_retry_delay=0.05,
+        fetch_pages_per_job=2,
+    )
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
+    redis = await create_pool(fetch.redis_settings(redis_url))
+    yield redis
+    await redis.aclose()
+
+
+async def run_burst(settings: Settings, redis_url: str) -> Worker:
+    """Run every queued job (including arq's own retries) with the real job functions."""
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+        await fetch.startup(ctx)
+
+    worker = Worker(
+        functions=fetch.WorkerSettings.functions,
+        queue_name=settings.fetch_queue,
+        redis_settings=fetch.redis_settings(redis_url),
+        on_startup=startup,
+        on_shutdown=fetch.shutdown,
+        burst=True,
+        max_tries=fetch.MAX_TRIES,
+        poll_delay=0.05,
+        keep_result=5,
+        handle_signals=False,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    return worker
+
+
+async def enqueue(pool: ArqRedis, settings: Settings, fn: str, *args: Any, job_id: str) -> Any:
+    # arq job ids are global across queues: scope them to this test's queue.
+    return await pool.enqueue_job(
+        fn, *args, _job_id=f"{settings.fetch_queue}:{job_id}", _queue_name=settings.fetch_queue
+    )
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            m.__tablename__: conn.scalar(select(func.count()).select_from(m)) or 0
+            for m in (Paper, PaperVersion, PaperCategory, Announcement)
+        }
+
+
+async def test_listing_job_stores_the_day_and_checks_it(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    sqlite_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(i) for i in range(1, 6)])
+    fake_arxiv.add_papers([paper(9, cats=("cs.LG", "cs.CL"))])  # a cross-list into cs.CL
+    assert await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:cs.CL:a")
+    # The same id again collapses into the queued job.
+    assert await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:cs.CL:a") is None
+    worker = await run_burst(settings, redis_url)
+    assert worker.jobs_complete == 1 and worker.jobs_failed == 0
+
+    with sqlite_engine.connect() as conn:
+        kinds = dict(
+            conn.execute(
+                select(Announcement.arxiv_id, Announcement.kind).where(
+                    Announcement.category == "cs.CL", Announcement.day == DAY
+                )
+            ).all()
+        )
+        check = runs.day_checks(conn, category="cs.CL")[0]
+        last = runs.recent_runs(conn, limit=1)[0]
+        hits = search_papers(conn, "quokka3").hits
+    assert len(kinds) == 6 and kinds["2606.00009"] == "cross" and kinds["2606.00001"] == "new"
+    assert (check["feed_count"], check["stored_count"], check["complete"]) == (6, 6, True)
+    assert last["status"] == "ok" and last["inserted"] == 6
+    assert [h.arxiv_id for h in hits] == ["2606.00003"]
+
+
+async def test_503_with_retry_after_then_success(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    sqlite_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(1)])
+    fake_arxiv.inject(status(503, retry_after=0.2, path="/rss"))
+    await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:503")
+    worker = await run_burst(settings, redis_url)
+    assert worker.jobs_complete == 1
+    assert [r.status for r in fake_arxiv.requests_to("/rss")] == [503, 200]
+    assert counts(sqlite_engine)["papers"] == 1
+
+
+async def test_malformed_feed_fails_the_attempt_writes_nothing_then_arq_retries(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    sqlite_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(1), paper(2)])
+    fake_arxiv.inject(malformed(path="/rss", times=2))
+    await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:bad")
+    worker = await run_burst(settings, redis_url)
+    assert worker.jobs_complete == 1 and worker.jobs_retried == 2
+    assert len(fake_arxiv.requests_to("/rss")) == 3  # no in-job retry of a malformed body
+    with sqlite_engine.connect() as conn:
+        statuses = [r["status"] for r in reversed(runs.recent_runs(conn))]
+        errors = [r["error"] for r in runs.recent_runs(conn) if r["error"]]
+    assert statuses == ["failed", "failed", "ok"]
+    assert all("DocumentError" in e for e in errors)
+    assert counts(sqlite_engine)["papers"] == 2
+
+
+async def test_malformed_feed_every_time_gives_up_with_nothing_written(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    sqlite_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(1)])
+    fake_arxiv.inject(malformed(path="/rss", times=fetch.MAX_TRIES))
+    await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:always-bad")
+    worker = await run_burst(settings, redis_url)
+    assert worker.jobs_failed == 1
+    assert counts(sqlite_engine) == {
+        "papers": 0,
+        "paper_versions": 0,
+        "paper_categories": 0,
+        "announcements": 0,
+    }
+
+
+async def test_empty_weekend_feed_writes_nothing(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    sqlite_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(1)])
+    fake_arxiv.inject(empty(path="/rss", day=DAY + timedelta(days=3)))
+    await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:weekend")
+    worker = await run_burst(settings, redis_url)
+    assert worker.jobs_complete == 1
+    assert counts(sqlite_engine)["papers"] == 0
+
+
+async def test_fetch_ids_through_the_api(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    sqlite_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(1, versions=3), paper(2)], announce=False)
+    ids = ["2606.00001", "arXiv:2606.00002v1", "2606.00077"]
+    await enqueue(pool, settings, "fetch_ids", ids, job_id=fetch.ids_job_id(ids))
+    await run_burst(settings, redis_url)
+    with sqlite_engine.connect() as conn:
+        versions = (
+            conn.execute(select(PaperVersion.version).where(PaperVersion.arxiv_id == "2606.00001"))
+            .scalars()
+            .all()
+        )
+        stored = conn.execute(select(Paper.arxiv_id).order_by(Paper.arxiv_id)).scalars().all()
+    assert stored == ["2606.00001", "2606.00002"]
+    assert sorted(versions) == [1, 3]  # the API tells v1's and the latest version's times
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
+    """The store's content without our own bookkeeping timestamps."""
+    out = {}
+    with engine.connect() as conn:
+        for model, cols in (
+            (Paper, ("arxiv_id", "version", "title", "abstract", "authors", "categories")),
+            (PaperVersion, ("arxiv_id", "version", "submitted_at")),
+            (PaperCategory, ("category", "arxiv_id")),
+        ):
+            table = model.__table__
+            rows = conn.execute(select(*(table.c[c] for c in cols))).all()
+            out[table.name] = sorted(tuple(str(v) for v in r) for r in rows)
+    return out
+
+
+async def test_backfill_follows_tokens_and_survives_a_repeated_page(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    sqlite_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(i, versions=1 + i % 2) for i in range(1, 12)], announce=False)
+    fake_arxiv.oai_page_size = 3
+    fake_arxiv.inject(repeat_page())
+    args = ("cs", "2026-01-01", "2026-12-31")
+    await enqueue(pool, settings, "backfill", *args, job_id=fetch.harvest_key(*args))
+    await run_burst(settings, redis_url)  # continuation jobs included (2 pages per job)
+    with sqlite_engine.connect() as conn:
+        state = runs.get_harvest(conn, fetch.harvest_key(*args))
+    assert state is not None and state.done and state.resumption_token is None
+    assert counts(sqlite_engine)["papers"] == 11
+    assert counts(sqlite_engine)["paper_versions"] == sum(1 + i % 2 for i in range(1, 12))

@@ -1,0 +1,371 @@
+"""The fetch pool: arq jobs that keep the store up to date from arXiv.
+
+Every job is idempotent (upserts) and deduplicated by a deterministic `_job_id`. Each
+page from upstream is written in one transaction together with its bookkeeping, so a
+killed worker leaves either the whole page or nothing, and a restarted back-fill resumes
+from the last committed resumption token. Transient upstream failures are retried inside
+the job (tenacity, in workers.arxiv); a malformed response or an exhausted upstream fails
+the attempt, and arq retries the job later with a growing delay, up to `max_tries`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any, ClassVar, TypeVar
+
+import redis.backoff
+import redis.exceptions
+from arq import Retry, cron
+from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry as AsyncRetry
+from sqlalchemy import Engine
+
+from app.db import runs, store
+from app.db.engine import get_engine
+from app.ingest.ids import parse_arxiv_id
+from app.ingest.records import DocumentError, ParsedPage, UpstreamError
+from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
+from app.settings import Settings, get_settings
+from app.taxonomy import get_taxonomy
+from workers.arxiv import ArxivClient, UpstreamHTTPError, UpstreamUnavailable, make_http_client
+from workers.politeness import RedisRateLimiter
+
+log = logging.getLogger("papershelf.fetch")
+
+MAX_TRIES = 5
+# Failures worth another try later: arXiv down, a body it garbled, an expired token.
+RETRYABLE = (UpstreamUnavailable, DocumentError, UpstreamError, UpstreamHTTPError)
+T = TypeVar("T")
+
+
+def redis_settings(url: str | None) -> RedisSettings:
+    rs = RedisSettings.from_dsn(url or "redis://127.0.0.1:6379/0")
+    # Ride out a Redis restart instead of dying: connecting is retried for about a minute,
+    # and every command retries on connection errors with back-off.
+    rs.conn_retries = 30
+    rs.conn_retry_delay = 2
+    rs.retry_on_timeout = True
+    rs.retry_on_error = [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    rs.retry = AsyncRetry(redis.backoff.ExponentialBackoff(cap=5.0, base=0.2), 20)
+    return rs
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = ctx.get("settings") or get_settings()  # tests pass their own
+    ctx["settings"] = settings
+    ctx["engine"] = get_engine(settings)
+    ctx["http"] = make_http_client(settings)
+    limiter = RedisRateLimiter(
+        ctx["redis"],
+        min_interval=settings.arxiv_min_interval,
+        max_connections=settings.arxiv_max_connections,
+        lease_ttl=settings.arxiv_lease_ttl,
+    )
+    ctx["arxiv"] = ArxivClient(ctx["http"], limiter, settings)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if http := ctx.get("http"):
+        await http.aclose()
+
+
+async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Database work is synchronous: keep it off the event loop (and the heartbeat)."""
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+
+
+def _retry_or_raise(ctx: dict[str, Any], exc: BaseException) -> None:
+    tries = ctx.get("job_try", 1)
+    if isinstance(exc, RETRYABLE) and tries < MAX_TRIES:
+        delay = min(ctx["settings"].fetch_retry_delay * 2 ** (tries - 1), 3600)
+        log.warning(
+            "job %s attempt %d failed (%s); retrying in %d s", ctx.get("job_id"), tries, exc, delay
+        )
+        raise Retry(defer=delay) from exc
+
+
+def _begin_run(engine: Engine, **kw: Any) -> int:
+    with engine.begin() as conn:
+        return runs.start_run(conn, **kw)
+
+
+def _fail_run(engine: Engine, run_id: int, error: str) -> None:
+    with engine.begin() as conn:
+        runs.finish_run(conn, run_id, status="failed", error=error[:2000])
+
+
+def _write_listing(engine: Engine, run_id: int, category: str, page: ParsedPage) -> dict[str, Any]:
+    """The feed's papers, its day check and the run record, in one transaction."""
+    with engine.begin() as conn:
+        counts = store.upsert_papers(conn, page.papers)
+        feed_count = sum(1 for p in page.papers for a in p.announcements if a.category == category)
+        stored = runs.stored_count(conn, category, page.day) if page.day else 0
+        if page.day:
+            runs.record_day_check(
+                conn, category=category, day=page.day, feed_count=feed_count, stored_count=stored
+            )
+        runs.finish_run(
+            conn,
+            run_id,
+            status="ok",
+            fetched=len(page.papers),
+            inserted=counts.inserted,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            announcements=counts.announcements,
+        )
+    return {
+        "day": page.day.isoformat() if page.day else None,
+        "fetched": len(page.papers),
+        "inserted": counts.inserted,
+        "updated": counts.updated,
+        "feed_count": feed_count,
+        "stored_count": stored,
+        "skipped": [str(e) for e in page.errors],
+    }
+
+
+async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
+    """Today's announcements for a category from the rss.arxiv.org feed."""
+    settings: Settings = ctx["settings"]
+    engine: Engine = ctx["engine"]
+    source = f"{settings.arxiv_rss_url}/rss/{category}"
+    run_id = await _db(
+        _begin_run, engine, kind="rss", source=source, category=category, job_id=ctx.get("job_id")
+    )
+    try:
+        page = await ctx["arxiv"].rss([category])
+    except Exception as exc:
+        await _db(_fail_run, engine, run_id, f"{type(exc).__name__}: {exc}")
+        _retry_or_raise(ctx, exc)
+        raise
+    return await _db(_write_listing, engine, run_id, category, page)
+
+
+def _write_papers(engine: Engine, run_id: int, page: ParsedPage) -> dict[str, Any]:
+    with engine.begin() as conn:
+        counts = store.upsert_papers(conn, page.papers)
+        runs.finish_run(
+            conn,
+            run_id,
+            status="ok",
+            fetched=len(page.papers),
+            inserted=counts.inserted,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+        )
+    return {"fetched": len(page.papers), "inserted": counts.inserted, "updated": counts.updated}
+
+
+async def fetch_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+    """Fetch (or complete) papers by id through the query API."""
+    settings: Settings = ctx["settings"]
+    engine: Engine = ctx["engine"]
+    keys = sorted({parse_arxiv_id(i)[0] for i in ids})
+    run_id = await _db(
+        _begin_run, engine, kind="ids", source=settings.arxiv_api_url, job_id=ctx.get("job_id")
+    )
+    try:
+        page = await ctx["arxiv"].query_ids(keys)
+    except Exception as exc:
+        await _db(_fail_run, engine, run_id, f"{type(exc).__name__}: {exc}")
+        _retry_or_raise(ctx, exc)
+        raise
+    result = await _db(_write_papers, engine, run_id, page)
+    result["missing"] = sorted(set(keys) - {p.arxiv_id for p in page.papers})
+    return result
+
+
+def harvest_key(set_spec: str, date_from: str, date_until: str) -> str:
+    return runs.harvest_key(set_spec, date.fromisoformat(date_from), date.fromisoformat(date_until))
+
+
+def _load_state(
+    engine: Engine, key: str, set_spec: str, d_from: date, d_until: date
+) -> runs.HarvestState:
+    with engine.begin() as conn:
+        state = runs.get_harvest(conn, key)
+        if state is None:
+            state = runs.save_harvest(
+                conn,
+                runs.HarvestState(key=key, set_spec=set_spec, date_from=d_from, date_until=d_until),
+            )
+        return state
+
+
+def _write_harvest_page(engine: Engine, state: runs.HarvestState, page: ParsedPage) -> None:
+    """One OAI page and the token that follows it, committed together: a crash between
+    pages resumes from exactly here."""
+    with engine.begin() as conn:
+        store.upsert_papers(conn, page.papers)
+        state.resumption_token = page.resumption_token
+        state.cursor = page.start
+        state.complete_list_size = page.total
+        state.harvested += len(page.papers)
+        state.done = page.resumption_token is None
+        runs.save_harvest(conn, state)
+
+
+async def backfill(
+    ctx: dict[str, Any], set_spec: str, date_from: str, date_until: str
+) -> dict[str, Any]:
+    """Harvest a set over a date range through OAI-PMH, restartable after a crash."""
+    engine: Engine = ctx["engine"]
+    settings: Settings = ctx["settings"]
+    d_from, d_until = date.fromisoformat(date_from), date.fromisoformat(date_until)
+    key = harvest_key(set_spec, date_from, date_until)
+    state = await _db(_load_state, engine, key, set_spec, d_from, d_until)
+    if state.done:
+        return {"key": key, "harvested": state.harvested, "done": True}
+    run_id = await _db(
+        _begin_run,
+        engine,
+        kind="oai-backfill",
+        source=settings.arxiv_oai_url,
+        category=set_spec,
+        job_id=ctx.get("job_id"),
+    )
+    pages = fetched = 0
+    try:
+        while not state.done and pages < settings.fetch_pages_per_job:
+            try:
+                page = await ctx["arxiv"].list_records(
+                    set_spec=set_spec, from_=d_from, until=d_until, token=state.resumption_token
+                )
+            except UpstreamError as exc:
+                if exc.code != "badResumptionToken" or state.resumption_token is None:
+                    raise
+                # Tokens expire daily; upserts are idempotent, so starting over is safe.
+                log.warning("harvest %s: %s; restarting the list", key, exc)
+                state.resumption_token = None
+                continue
+            await _db(_write_harvest_page, engine, state, page)
+            pages += 1
+            fetched += len(page.papers)
+    except Exception as exc:
+        await _db(_fail_run, engine, run_id, f"{type(exc).__name__}: {exc}")
+        _retry_or_raise(ctx, exc)
+        raise
+
+    def finish() -> None:
+        with engine.begin() as conn:
+            runs.finish_run(conn, run_id, status="ok", fetched=fetched)
+
+    await _db(finish)
+    if not state.done:
+        # Continue in a fresh job: each stays well inside the job timeout, so a worker
+        # killed mid-harvest loses at most one job's time before another resumes it.
+        await ctx["redis"].enqueue_job(
+            "backfill",
+            set_spec,
+            date_from,
+            date_until,
+            _job_id=f"{key}:after:{state.harvested}",
+            _queue_name=settings.fetch_queue,
+        )
+    return {"key": key, "pages": pages, "harvested": state.harvested, "done": state.done}
+
+
+def oai_set(category: str) -> str:
+    """The OAI-PMH set of a category: `cs.AI` → `cs:cs:AI`, `hep-th` → `physics:hep-th`."""
+    tax = get_taxonomy()
+    cat = tax.category(tax.canonical(category) or category)
+    if cat is None:
+        raise ValueError(f"unknown category {category!r}")
+    group = cat.group.removeprefix("grp_")
+    if "." in cat.id:
+        archive, sub = cat.id.split(".", 1)
+        return f"{group}:{archive}:{sub}"
+    return f"{group}:{cat.id}"
+
+
+def _arrived(engine: Engine, category: str, day: date) -> tuple[bool, bool]:
+    """Whether the day's list is stored, and whether its feed was fetched since it was
+    announced (an empty weekend feed counts: polling it again would change nothing)."""
+    announced = announcement_at(day)
+    with engine.connect() as conn:
+        tried = any(
+            r["category"] == category and r["status"] == "ok" and r["started_at"] >= announced
+            for r in runs.recent_runs(conn, limit=200)
+        )
+        return runs.stored_count(conn, category, day) > 0, tried
+
+
+async def poll_announcements(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Cron: after each announcement, poll every followed category until its list arrived."""
+    settings: Settings = ctx["settings"]
+    holidays = parse_holidays(settings.arxiv_holidays)
+    now = datetime.now(UTC)
+    day = latest_listing_day(now, holidays)
+    enqueued = []
+    for category in settings.categories:
+        arrived, checked = await _db(_arrived, ctx["engine"], category, day)
+        # Outside the polling window a list that was never fetched is still fetched once
+        # (a fresh install, or a worker that was down through the announcement).
+        if arrived or not (poll_due(now, day, holidays, arrived=False) or not checked):
+            continue
+        slot = int(now.timestamp() // 600)  # one poll per category per 10 minutes at most
+        job = await ctx["redis"].enqueue_job(
+            "fetch_listing",
+            category,
+            _job_id=f"rss:{category}:{day}:{slot}",
+            _queue_name=settings.fetch_queue,
+        )
+        if job is not None:
+            enqueued.append(category)
+    return {"day": day.isoformat(), "enqueued": enqueued}
+
+
+async def harvest_recent(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Cron, daily: an incremental OAI-PMH harvest of the last few days per followed archive
+    (catches replacements and anything the feeds missed)."""
+    settings: Settings = ctx["settings"]
+    today = datetime.now(UTC).date()
+    d_from, d_until = (today - timedelta(days=3)).isoformat(), today.isoformat()
+    sets = sorted({oai_set(c) for c in settings.categories})
+    for set_spec in sets:
+        await ctx["redis"].enqueue_job(
+            "backfill",
+            set_spec,
+            d_from,
+            d_until,
+            _job_id=harvest_key(set_spec, d_from, d_until),
+            _queue_name=settings.fetch_queue,
+        )
+    return {"sets": sets, "from": d_from, "until": d_until}
+
+
+def ids_job_id(ids: list[str]) -> str:
+    digest = hashlib.sha1(",".join(sorted(ids)).encode()).hexdigest()[:16]
+    return f"ids:{digest}"
+
+
+class WorkerSettings:
+    """`papershelf worker --pool fetch` (or `arq workers.fetch.WorkerSettings`)."""
+
+    functions: ClassVar = [fetch_listing, fetch_ids, backfill]
+    # Every 5 minutes; arq gives each cron run a unique job id, so several workers
+    # scheduling the same tick run it once.
+    cron_jobs: ClassVar = [
+        cron(poll_announcements, minute=set(range(0, 60, 5)), run_at_startup=True),
+        cron(harvest_recent, hour={4}, minute={30}),  # 23:30/00:30 US-Eastern
+    ]
+    queue_name = get_settings().fetch_queue
+    on_startup = startup
+    on_shutdown = shutdown
+    max_tries = MAX_TRIES
+    job_timeout = get_settings().fetch_job_timeout
+    keep_result = 60  # short: a kept result blocks its job id from running again
+    max_jobs = 4
+    health_check_interval = 10
+    # One health key per replica, so `papershelf status` can list live workers.
+    health_check_key = f"{queue_name}:health:{socket.gethostname()}:{os.getpid()}"
+    job_completion_wait = 30  # on SIGTERM, let a running job finish (bounded)
+    redis_settings = redis_settings(get_settings().redis_url)
