@@ -28,6 +28,7 @@ lint: $(STAMP)
 ## Benchmarks (add ARGS=--quick for a smoke run).
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(ARGS)
+	$(BIN)/python -m bench.fetch $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -397,7 +397,26 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         out.print_json(json.dumps(summary, default=str))
         return
-    out.print_json(json.dumps(summary, default=str))
+    nxt = summary["next_announcement"]
+    out.print(
+        f"{summary['papers']} papers; latest arXiv list {summary['latest_listing_day']}; next "
+        f"announcement {nxt['at']:%Y-%m-%d %H:%M} UTC (list of {nxt['listing_day']})"
+    )
+    if summary["upcoming_holidays"]:
+        out.print("arXiv holidays ahead: " + ", ".join(map(str, summary["upcoming_holidays"])))
+    table = Table("category", "latest day", "papers", "feed vs stored", "last ok", "last error")
+    for cat, c in summary["categories"].items():
+        check = c["check"]
+        failed = c["last_failed"]
+        table.add_row(
+            cat,
+            str(c["latest_day"] or "-"),
+            str(c["latest_day_count"] or 0),
+            f"{check['stored_count']}/{check['feed_count']} on {check['day']}" if check else "-",
+            f"{c['last_ok']['started_at']:%m-%d %H:%M}" if c["last_ok"] else "-",
+            f"{failed['started_at']:%m-%d %H:%M} {failed['error'] or ''}"[:60] if failed else "-",
+        )
+    out.print(table)
 
 
 def main() -> None:

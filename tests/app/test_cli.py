@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,51 @@ def test_full_real_listing_console_script(env: Path, shared_data: Path) -> None:
     )
     assert s["papers"] == 49_866
     assert s["days"] == 221
+
+
+def test_fetch_now_and_status(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`papershelf fetch CATEGORY --now` runs the worker's job here; `status` reports it."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.fakes.arxiv_server import FakeArxiv, FakePaper
+
+    with FakeArxiv() as fake:
+        fake.add_papers(
+            [
+                FakePaper(
+                    arxiv_id="2611.01234",
+                    title="Wombat attention for long documents",
+                    abstract="We propose wombat attention.",
+                    authors=["A. Author"],
+                    categories=["cs.CL"],
+                    versions=[datetime.now(UTC) - timedelta(days=1)],
+                )
+            ]
+        )
+        for key, value in {
+            "ARXIV_RSS_URL": fake.url,
+            "ARXIV_API_URL": fake.api_url,
+            "ARXIV_OAI_URL": fake.oai_url,
+            "ARXIV_MIN_INTERVAL": "0",
+            "CATEGORIES": "cs.CL",
+            "REDIS_URL": os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        }.items():
+            monkeypatch.setenv(f"PAPERSHELF_{key}", value)
+        get_settings.cache_clear()
+        result = CliRunner().invoke(cli, ["fetch", "cs.CL", "--now"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["inserted"] == 1
+        by_id = CliRunner().invoke(cli, ["fetch", "arXiv:2611.01234v1", "--now"])
+        assert by_id.exit_code == 0, by_id.output
+    s = json.loads(run("status", "--json").output)
+    assert s["categories"]["cs.CL"]["check"]["complete"] is True
+    assert s["last_ok"]["kind"] == "ids"
+    assert "cs.CL" in run("status").output
+
+
+def test_fetch_rejects_what_is_neither_category_nor_id(env: Path) -> None:
+    result = CliRunner().invoke(cli, ["fetch", "cs.NOPE"])
+    assert result.exit_code == 1
+    assert "neither a known category nor arXiv ids" in result.output
+    bad_date = CliRunner().invoke(cli, ["fetch", "cs.CL", "--date", "2026-02-30"])
+    assert bad_date.exit_code == 1 and "invalid date" in bad_date.output
