@@ -1,0 +1,1 @@
+"""The web layer: routers by audience (pages, the JSON API, feeds) and their shared deps."""
