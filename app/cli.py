@@ -367,7 +367,10 @@ def fetch(
         redis = await create_pool(jobs.redis_settings(get_settings().redis_url))
         try:
             job = await redis.enqueue_job(
-                function, *args, _job_id=job_id, _queue_name=get_settings().fetch_queue
+                function,
+                *args,
+                _job_id=jobs.scoped_job_id(get_settings(), job_id),
+                _queue_name=get_settings().fetch_queue,
             )
             return job.job_id if job else None
         finally:

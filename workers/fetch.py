@@ -267,7 +267,7 @@ async def backfill(
             set_spec,
             date_from,
             date_until,
-            _job_id=f"{key}:after:{state.harvested}",
+            _job_id=scoped_job_id(settings, f"{key}:after:{state.harvested}"),
             _queue_name=settings.fetch_queue,
         )
     return {"key": key, "pages": pages, "harvested": state.harvested, "done": state.done}
@@ -315,7 +315,7 @@ async def poll_announcements(ctx: dict[str, Any]) -> dict[str, Any]:
         job = await ctx["redis"].enqueue_job(
             "fetch_listing",
             category,
-            _job_id=f"rss:{category}:{day}:{slot}",
+            _job_id=scoped_job_id(settings, f"rss:{category}:{day}:{slot}"),
             _queue_name=settings.fetch_queue,
         )
         if job is not None:
@@ -336,10 +336,16 @@ async def harvest_recent(ctx: dict[str, Any]) -> dict[str, Any]:
             set_spec,
             d_from,
             d_until,
-            _job_id=harvest_key(set_spec, d_from, d_until),
+            _job_id=scoped_job_id(settings, harvest_key(set_spec, d_from, d_until)),
             _queue_name=settings.fetch_queue,
         )
     return {"sets": sets, "from": d_from, "until": d_until}
+
+
+def scoped_job_id(settings: Settings, job_id: str) -> str:
+    """arq job ids are global in a Redis database; prefixing the queue keeps deployments (and
+    test runs) that share one Redis from swallowing each other's jobs."""
+    return f"{settings.fetch_queue}:{job_id}"
 
 
 def ids_job_id(ids: list[str]) -> str:

@@ -38,10 +38,16 @@ def paper(n: int, cats: tuple[str, ...] = ("cs.CL", "cs.LG"), versions: int = 1)
 
 
 @pytest.fixture
-def settings(fake_arxiv: FakeArxiv, sqlite_engine: Engine, tmp_path: Path) -> Settings:
+def store_engine(engine: Engine) -> Engine:
+    """Each job test runs on SQLite and on PostgreSQL (the `engine` fixture's two params)."""
+    return engine
+
+
+@pytest.fixture
+def settings(fake_arxiv: FakeArxiv, store_engine: Engine, tmp_path: Path) -> Settings:
     fake_arxiv.feed_day = DAY
     return fake_arxiv.settings(
-        database_url=str(sqlite_engine.url),
+        database_url=store_engine.url.render_as_string(hide_password=False),
         data_dir=tmp_path,
         categories=["cs.CL"],
         fetch_queue=f"papershelf-test:fetch:{uuid.uuid4().hex}",
@@ -84,9 +90,8 @@ async def run_burst(settings: Settings, redis_url: str) -> Worker:
 
 
 async def enqueue(pool: ArqRedis, settings: Settings, fn: str, *args: Any, job_id: str) -> Any:
-    # arq job ids are global across queues: scope them to this test's queue.
     return await pool.enqueue_job(
-        fn, *args, _job_id=f"{settings.fetch_queue}:{job_id}", _queue_name=settings.fetch_queue
+        fn, *args, _job_id=fetch.scoped_job_id(settings, job_id), _queue_name=settings.fetch_queue
     )
 
 
@@ -101,7 +106,7 @@ def counts(engine: Engine) -> dict[str, int]:
 async def test_listing_job_stores_the_day_and_checks_it(
     fake_arxiv: FakeArxiv,
     settings: Settings,
-    sqlite_engine: Engine,
+    store_engine: Engine,
     pool: ArqRedis,
     redis_url: str,
 ) -> None:
@@ -113,7 +118,7 @@ async def test_listing_job_stores_the_day_and_checks_it(
     worker = await run_burst(settings, redis_url)
     assert worker.jobs_complete == 1 and worker.jobs_failed == 0
 
-    with sqlite_engine.connect() as conn:
+    with store_engine.connect() as conn:
         kinds = dict(
             conn.execute(
                 select(Announcement.arxiv_id, Announcement.kind).where(
@@ -133,7 +138,7 @@ async def test_listing_job_stores_the_day_and_checks_it(
 async def test_503_with_retry_after_then_success(
     fake_arxiv: FakeArxiv,
     settings: Settings,
-    sqlite_engine: Engine,
+    store_engine: Engine,
     pool: ArqRedis,
     redis_url: str,
 ) -> None:
@@ -143,13 +148,13 @@ async def test_503_with_retry_after_then_success(
     worker = await run_burst(settings, redis_url)
     assert worker.jobs_complete == 1
     assert [r.status for r in fake_arxiv.requests_to("/rss")] == [503, 200]
-    assert counts(sqlite_engine)["papers"] == 1
+    assert counts(store_engine)["papers"] == 1
 
 
 async def test_malformed_feed_fails_the_attempt_writes_nothing_then_arq_retries(
     fake_arxiv: FakeArxiv,
     settings: Settings,
-    sqlite_engine: Engine,
+    store_engine: Engine,
     pool: ArqRedis,
     redis_url: str,
 ) -> None:
@@ -159,18 +164,18 @@ async def test_malformed_feed_fails_the_attempt_writes_nothing_then_arq_retries(
     worker = await run_burst(settings, redis_url)
     assert worker.jobs_complete == 1 and worker.jobs_retried == 2
     assert len(fake_arxiv.requests_to("/rss")) == 3  # no in-job retry of a malformed body
-    with sqlite_engine.connect() as conn:
+    with store_engine.connect() as conn:
         statuses = [r["status"] for r in reversed(runs.recent_runs(conn))]
         errors = [r["error"] for r in runs.recent_runs(conn) if r["error"]]
     assert statuses == ["failed", "failed", "ok"]
     assert all("DocumentError" in e for e in errors)
-    assert counts(sqlite_engine)["papers"] == 2
+    assert counts(store_engine)["papers"] == 2
 
 
 async def test_malformed_feed_every_time_gives_up_with_nothing_written(
     fake_arxiv: FakeArxiv,
     settings: Settings,
-    sqlite_engine: Engine,
+    store_engine: Engine,
     pool: ArqRedis,
     redis_url: str,
 ) -> None:
@@ -179,7 +184,7 @@ async def test_malformed_feed_every_time_gives_up_with_nothing_written(
     await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:always-bad")
     worker = await run_burst(settings, redis_url)
     assert worker.jobs_failed == 1
-    assert counts(sqlite_engine) == {
+    assert counts(store_engine) == {
         "papers": 0,
         "paper_versions": 0,
         "paper_categories": 0,
@@ -190,7 +195,7 @@ async def test_malformed_feed_every_time_gives_up_with_nothing_written(
 async def test_empty_weekend_feed_writes_nothing(
     fake_arxiv: FakeArxiv,
     settings: Settings,
-    sqlite_engine: Engine,
+    store_engine: Engine,
     pool: ArqRedis,
     redis_url: str,
 ) -> None:
@@ -199,13 +204,13 @@ async def test_empty_weekend_feed_writes_nothing(
     await enqueue(pool, settings, "fetch_listing", "cs.CL", job_id="rss:weekend")
     worker = await run_burst(settings, redis_url)
     assert worker.jobs_complete == 1
-    assert counts(sqlite_engine)["papers"] == 0
+    assert counts(store_engine)["papers"] == 0
 
 
 async def test_fetch_ids_through_the_api(
     fake_arxiv: FakeArxiv,
     settings: Settings,
-    sqlite_engine: Engine,
+    store_engine: Engine,
     pool: ArqRedis,
     redis_url: str,
 ) -> None:
@@ -213,7 +218,7 @@ async def test_fetch_ids_through_the_api(
     ids = ["2606.00001", "arXiv:2606.00002v1", "2606.00077"]
     await enqueue(pool, settings, "fetch_ids", ids, job_id=fetch.ids_job_id(ids))
     await run_burst(settings, redis_url)
-    with sqlite_engine.connect() as conn:
+    with store_engine.connect() as conn:
         versions = (
             conn.execute(select(PaperVersion.version).where(PaperVersion.arxiv_id == "2606.00001"))
             .scalars()
@@ -242,7 +247,7 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
 async def test_backfill_follows_tokens_and_survives_a_repeated_page(
     fake_arxiv: FakeArxiv,
     settings: Settings,
-    sqlite_engine: Engine,
+    store_engine: Engine,
     pool: ArqRedis,
     redis_url: str,
 ) -> None:
@@ -252,8 +257,8 @@ async def test_backfill_follows_tokens_and_survives_a_repeated_page(
     args = ("cs", "2026-01-01", "2026-12-31")
     await enqueue(pool, settings, "backfill", *args, job_id=fetch.harvest_key(*args))
     await run_burst(settings, redis_url)  # continuation jobs included (2 pages per job)
-    with sqlite_engine.connect() as conn:
+    with store_engine.connect() as conn:
         state = runs.get_harvest(conn, fetch.harvest_key(*args))
     assert state is not None and state.done and state.resumption_token is None
-    assert counts(sqlite_engine)["papers"] == 11
-    assert counts(sqlite_engine)["paper_versions"] == sum(1 + i % 2 for i in range(1, 12))
+    assert counts(store_engine)["papers"] == 11
+    assert counts(store_engine)["paper_versions"] == sum(1 + i % 2 for i in range(1, 12))

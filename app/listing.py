@@ -1,0 +1,380 @@
+"""Category expressions and the day listings built on them, shared by the pages and the API.
+
+An expression names the lists to read and the categories to drop:
+
+    cs.AI,cs.CL          the union of both lists (`+` means the same as `,`)
+    cs.AI+cs.LG-cs.CY    the union, minus every paper that is also in cs.CY
+    cs-cs.CY             an archive expands to its categories
+
+Ids are canonicalised through the taxonomy (cs.NA → math.NA, any case). Because arXiv ids
+contain hyphens ("hep-th", "cond-mat.str-el"), a `-` is an operator only where the text
+before it is a complete category: the longest known id wins.
+
+A day listing shows each paper once, under its best announcement kind across the selected
+lists (new > cross > replace > replace-cross), in three sections: new, cross-lists and
+replacements. `parse_expression` is pure; the other functions read the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from app.db.models import Announcement, Paper, PaperCategory, PaperClicks
+from app.taxonomy import get_taxonomy
+
+announcements = Announcement.__table__
+papers = Paper.__table__
+paper_categories = PaperCategory.__table__
+paper_clicks = PaperClicks.__table__
+
+ListingSort = Literal["order", "popularity", "keywords"]
+SORTS: tuple[ListingSort, ...] = ("order", "popularity", "keywords")
+
+KINDS = ("new", "cross", "replace", "replace-cross")
+_KIND_RANK = {k: i for i, k in enumerate(KINDS)}
+# (section key, heading, kinds it holds)
+SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("new", "New submissions", ("new",)),
+    ("cross", "Cross-lists", ("cross",)),
+    ("replace", "Replacements", ("replace", "replace-cross")),
+)
+
+MAX_EXPRESSION_CHARS = 500
+MAX_KEYWORDS = 20
+_PIECES = re.compile(r"[,+\s]+")
+_SHOWN = 60
+# SQLite's bound-parameter limit is far above this; chunking keeps PostgreSQL plans small too.
+_CHUNK = 500
+
+
+class InvalidExpression(ValueError):
+    """The text is not a category expression; the message says why, for the reader."""
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryExpr:
+    include: frozenset[str]  # canonical categories whose lists are read
+    exclude: frozenset[str]  # papers in any of these are dropped
+    # The canonical tokens as written (archives stay archives), for URLs and titles.
+    terms: tuple[tuple[bool, str], ...] = field(default=(), compare=False)
+
+    def canonical(self) -> str:
+        """E.g. "cs.AI+cs.LG-cs.CY": includes first, then exclusions, in the order given."""
+        inc = "+".join(t for neg, t in self.terms if not neg)
+        exc = "".join(f"-{t}" for neg, t in self.terms if neg)
+        return inc + exc
+
+
+def _canonical_token(token: str) -> str | None:
+    """The canonical spelling of an archive or category token, else None."""
+    tax = get_taxonomy()
+    arch = tax.archives.get(token) or tax.archives.get(token.casefold())
+    if arch is not None and tax.expand(arch.id):
+        return arch.id
+    return tax.canonical(token)
+
+
+def _split_piece(piece: str) -> list[tuple[bool, str]]:
+    """"cs.LG-cs.CY" → [(False, "cs.LG"), (True, "cs.CY")]; longest known id first, so
+    "hep-th-hep-ph" is hep-th minus hep-ph and "cond-mat.str-el" stays whole."""
+    parts = piece.split("-")
+    out: list[tuple[bool, str]] = []
+    i = 0
+    negated = False
+    if parts[0] == "":  # a leading "-": the piece is an exclusion
+        negated, i = True, 1
+    while i < len(parts):
+        if parts[i] == "":
+            raise InvalidExpression(f"empty category in {_show(piece)}")
+        for j in range(len(parts), i, -1):
+            canon = _canonical_token("-".join(parts[i:j]))
+            if canon is not None:
+                out.append((negated, canon))
+                i, negated = j, True
+                break
+        else:
+            raise InvalidExpression(f"unknown category {_show('-'.join(parts[i:]))}")
+    return out
+
+
+def _show(text: str) -> str:
+    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
+
+
+def parse_expression(text: str) -> CategoryExpr:
+    """Parse "cs.AI+cs.LG-cs.CY" (see the module docstring). Raises InvalidExpression."""
+    if not isinstance(text, str):
+        raise InvalidExpression("a category expression must be text")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise InvalidExpression(f"category expression longer than {MAX_EXPRESSION_CHARS} chars")
+    pieces = [p for p in _PIECES.split(text.strip()) if p]
+    if not pieces:
+        raise InvalidExpression("empty category expression: name at least one category")
+    terms: dict[tuple[bool, str], None] = {}
+    for piece in pieces:
+        for term in _split_piece(piece):
+            terms[term] = None
+    tax = get_taxonomy()
+    include: set[str] = set()
+    exclude: set[str] = set()
+    for negated, token in terms:
+        (exclude if negated else include).update(tax.expand(token))
+    include -= exclude
+    if not include:
+        raise InvalidExpression(
+            f"{_show(text)} selects no category: name at least one list to include"
+        )
+    return CategoryExpr(frozenset(include), frozenset(exclude), tuple(terms))
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+def _listed(expr: CategoryExpr) -> list[sa.ColumnElement[bool]]:
+    """Announcement rows in the included lists whose paper is in no excluded category."""
+    where: list[sa.ColumnElement[bool]] = [announcements.c.category.in_(sorted(expr.include))]
+    if expr.exclude:
+        where.append(
+            ~sa.exists().where(
+                paper_categories.c.arxiv_id == announcements.c.arxiv_id,
+                paper_categories.c.category.in_(sorted(expr.exclude)),
+            )
+        )
+    return where
+
+
+def latest_day(conn: Connection, expr: CategoryExpr) -> date | None:
+    return conn.scalar(sa.select(sa.func.max(announcements.c.day)).where(*_listed(expr)))
+
+
+def previous_day(conn: Connection, expr: CategoryExpr, day: date) -> date | None:
+    """The latest stored day before `day` with papers for `expr`."""
+    return conn.scalar(
+        sa.select(sa.func.max(announcements.c.day)).where(*_listed(expr), announcements.c.day < day)
+    )
+
+
+def next_day(conn: Connection, expr: CategoryExpr, day: date) -> date | None:
+    """The earliest stored day after `day` with papers for `expr`."""
+    return conn.scalar(
+        sa.select(sa.func.min(announcements.c.day)).where(*_listed(expr), announcements.c.day > day)
+    )
+
+
+def days_with_counts(
+    conn: Connection, expr: CategoryExpr, *, since: date | None = None
+) -> list[tuple[date, int]]:
+    """(day, distinct papers) for every stored day with papers, oldest first."""
+    where = _listed(expr)
+    if since is not None:
+        where.append(announcements.c.day >= since)
+    rows = conn.execute(
+        sa.select(announcements.c.day, sa.func.count(sa.distinct(announcements.c.arxiv_id)))
+        .where(*where)
+        .group_by(announcements.c.day)
+        .order_by(announcements.c.day)
+    )
+    return [(d, n) for d, n in rows]
+
+
+@dataclass(slots=True)
+class PaperCard:
+    """What a paper card shows; also the JSON the API can return (`to_json`)."""
+
+    arxiv_id: str
+    title: str
+    authors: list[str]
+    abstract: str
+    primary_category: str
+    categories: list[str]
+    comments: str | None = None
+    version: int | None = None
+    journal_ref: str | None = None
+    doi: str | None = None
+    first_submitted_at: datetime | None = None
+    last_updated_at: datetime | None = None
+    announced_on: date | None = None
+    sort_date: date | None = None
+    changed_at: datetime | None = None
+    # Set in a day listing: the paper's best kind there and its place in the list.
+    kind: str | None = None
+    position: int | None = None
+    clicks: int = 0
+    keyword_hits: list[str] = field(default_factory=list)
+
+    @property
+    def abs_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.arxiv_id}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            out[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        out["abs_url"], out["pdf_url"] = self.abs_url, self.pdf_url
+        return out
+
+
+_CARD_COLUMNS = (
+    papers.c.arxiv_id,
+    papers.c.title,
+    papers.c.authors,
+    papers.c.abstract,
+    papers.c.primary_category,
+    papers.c.categories,
+    papers.c.comments,
+    papers.c.version,
+    papers.c.journal_ref,
+    papers.c.doi,
+    papers.c.first_submitted_at,
+    papers.c.last_updated_at,
+    papers.c.announced_on,
+    papers.c.sort_date,
+    papers.c.changed_at,
+)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def paper_cards(conn: Connection, ids: Sequence[str]) -> dict[str, PaperCard]:
+    """Cards for the stored papers among `ids` (normalised ids without version)."""
+    out: dict[str, PaperCard] = {}
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        for row in conn.execute(sa.select(*_CARD_COLUMNS).where(papers.c.arxiv_id.in_(chunk))):
+            data = row._asdict()
+            data["authors"] = list(data["authors"] or [])
+            data["categories"] = list(data["categories"] or [])
+            out[row.arxiv_id] = PaperCard(**data)
+    return out
+
+
+def click_counts(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """PDF + summary clicks per paper (papers never clicked are absent)."""
+    out: dict[str, int] = {}
+    for chunk in _chunks(list(ids)):
+        rows = conn.execute(
+            sa.select(paper_clicks.c.arxiv_id, paper_clicks.c.pdf + paper_clicks.c.summary).where(
+                paper_clicks.c.arxiv_id.in_(chunk)
+            )
+        )
+        out.update({a: int(n or 0) for a, n in rows})
+    return out
+
+
+def parse_keywords(raw: str | Iterable[str]) -> list[str]:
+    """"a, b,,c" or ["a", "b"] → distinct, lower-cased, non-empty keywords (at most 20)."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    words = [" ".join(w.split()).casefold() for w in items]
+    return list(dict.fromkeys(w for w in words if w))[:MAX_KEYWORDS]
+
+
+def keyword_hits(card: PaperCard, keywords: Sequence[str]) -> list[str]:
+    """The keywords found in the title or abstract, each at the start of a word (so
+    "transformer" also matches "transformers"), case-insensitively."""
+    text = f"{card.title}\n{card.abstract}".casefold()
+    return [k for k in keywords if re.search(r"(?<!\w)" + re.escape(k), text)]
+
+
+@dataclass(slots=True)
+class Section:
+    key: str  # new | cross | replace
+    title: str
+    papers: list[PaperCard]
+
+    @property
+    def count(self) -> int:
+        return len(self.papers)
+
+
+@dataclass(slots=True)
+class DayListing:
+    expr: CategoryExpr
+    day: date
+    sections: list[Section]
+    sort: ListingSort = "order"
+    keywords: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(s.count for s in self.sections)
+
+    def count(self, key: str) -> int:
+        return next((s.count for s in self.sections if s.key == key), 0)
+
+    @property
+    def summary(self) -> str:
+        """E.g. "132 papers, 87 new, 30 cross-lists, 15 replacements"."""
+        n = self.total
+        parts = [f"{n} paper{'s' if n != 1 else ''}", f"{self.count('new')} new"]
+        if self.count("cross"):
+            parts.append(f"{self.count('cross')} cross-lists")
+        if self.count("replace"):
+            parts.append(f"{self.count('replace')} replacements")
+        return ", ".join(parts)
+
+    @property
+    def papers(self) -> list[PaperCard]:
+        return [p for s in self.sections for p in s.papers]
+
+
+def day_listing(
+    conn: Connection,
+    expr: CategoryExpr,
+    day: date,
+    *,
+    sort: ListingSort = "order",
+    keywords: Sequence[str] = (),
+) -> DayListing:
+    """The day's papers for `expr`, each once, in sections. Sorting applies inside each
+    section; ties keep announcement order (position, then id)."""
+    best: dict[str, tuple[int, int, str]] = {}  # id → (kind rank, position, kind)
+    rows = conn.execute(
+        sa.select(announcements.c.arxiv_id, announcements.c.kind, announcements.c.position).where(
+            *_listed(expr), announcements.c.day == day
+        )
+    )
+    for arxiv_id, kind, position in rows:
+        key = (_KIND_RANK.get(kind, len(KINDS)), position if position is not None else 1 << 30)
+        held = best.get(arxiv_id)
+        if held is None or key < held[:2]:
+            best[arxiv_id] = (*key, kind)
+    cards = paper_cards(conn, list(best))
+    if sort == "popularity":
+        clicks = click_counts(conn, list(cards))
+    words = parse_keywords(keywords) if sort == "keywords" or keywords else []
+    for arxiv_id, card in cards.items():
+        rank, position, kind = best[arxiv_id]
+        card.kind = kind
+        card.position = None if position == 1 << 30 else position
+        if sort == "popularity":
+            card.clicks = clicks.get(arxiv_id, 0)
+        if words:
+            card.keyword_hits = keyword_hits(card, words)
+
+    def order(card: PaperCard) -> tuple[Any, ...]:
+        base = (best[card.arxiv_id][1], card.arxiv_id)
+        if sort == "popularity":
+            return (-card.clicks, *base)
+        if sort == "keywords":
+            return (-len(card.keyword_hits), *base)
+        return base
+
+    sections = []
+    for key, title, kinds in SECTIONS:
+        members = sorted((c for c in cards.values() if c.kind in kinds), key=order)
+        sections.append(Section(key, title, members))
+    return DayListing(expr, day, sections, sort=sort, keywords=words)
