@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from app.db.models import Announcement, Paper, PaperCategory, PaperClicks
+from app.db.models import Announcement, Paper, PaperCategory, PaperClicks, VenuePaper
 from app.taxonomy import get_taxonomy
 
 announcements = Announcement.__table__
 papers = Paper.__table__
 paper_categories = PaperCategory.__table__
 paper_clicks = PaperClicks.__table__
+venue_papers = VenuePaper.__table__
 
 ListingSort = Literal["order", "popularity", "keywords"]
 SORTS: tuple[ListingSort, ...] = ("order", "popularity", "keywords")
@@ -82,7 +83,7 @@ def _canonical_token(token: str) -> str | None:
 
 
 def _split_piece(piece: str) -> list[tuple[bool, str]]:
-    """"cs.LG-cs.CY" → [(False, "cs.LG"), (True, "cs.CY")]; longest known id first, so
+    """ "cs.LG-cs.CY" → [(False, "cs.LG"), (True, "cs.CY")]; longest known id first, so
     "hep-th-hep-ph" is hep-th minus hep-ph and "cond-mat.str-el" stays whole."""
     parts = piece.split("-")
     out: list[tuple[bool, str]] = []
@@ -208,6 +209,8 @@ class PaperCard:
     position: int | None = None
     clicks: int = 0
     keyword_hits: list[str] = field(default_factory=list)
+    # A venue's TL;DR for the paper (linked by title), when one is stored.
+    tldr: str | None = None
 
     @property
     def abs_url(self) -> str:
@@ -219,9 +222,9 @@ class PaperCard:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
-            value = getattr(self, name)
-            out[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if hasattr(value, "isoformat") else value
         out["abs_url"], out["pdf_url"] = self.abs_url, self.pdf_url
         return out
 
@@ -259,7 +262,25 @@ def paper_cards(conn: Connection, ids: Sequence[str]) -> dict[str, PaperCard]:
             data["authors"] = list(data["authors"] or [])
             data["categories"] = list(data["categories"] or [])
             out[row.arxiv_id] = PaperCard(**data)
+        tldrs = conn.execute(
+            sa.select(venue_papers.c.arxiv_id, venue_papers.c.tldr)
+            .where(venue_papers.c.arxiv_id.in_(chunk), venue_papers.c.tldr.is_not(None))
+            .order_by(venue_papers.c.venue)
+        )
+        for arxiv_id, tldr in tldrs:
+            if arxiv_id in out and out[arxiv_id].tldr is None and tldr.strip():
+                out[arxiv_id].tldr = tldr
     return out
+
+
+def announcement_history(conn: Connection, arxiv_id: str) -> list[tuple[date, str, str]]:
+    """(day, category, kind) for every list the paper was announced in, oldest first."""
+    rows = conn.execute(
+        sa.select(announcements.c.day, announcements.c.category, announcements.c.kind)
+        .where(announcements.c.arxiv_id == arxiv_id)
+        .order_by(announcements.c.day, announcements.c.category)
+    )
+    return [(d, c, k) for d, c, k in rows]
 
 
 def click_counts(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
@@ -276,7 +297,7 @@ def click_counts(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
 
 
 def parse_keywords(raw: str | Iterable[str]) -> list[str]:
-    """"a, b,,c" or ["a", "b"] → distinct, lower-cased, non-empty keywords (at most 20)."""
+    """ "a, b,,c" or ["a", "b"] → distinct, lower-cased, non-empty keywords (at most 20)."""
     items = raw.split(",") if isinstance(raw, str) else raw
     words = [" ".join(w.split()).casefold() for w in items]
     return list(dict.fromkeys(w for w in words if w))[:MAX_KEYWORDS]
@@ -357,7 +378,7 @@ def day_listing(
         clicks = click_counts(conn, list(cards))
     words = parse_keywords(keywords) if sort == "keywords" or keywords else []
     for arxiv_id, card in cards.items():
-        rank, position, kind = best[arxiv_id]
+        _rank, position, kind = best[arxiv_id]
         card.kind = kind
         card.position = None if position == 1 << 30 else position
         if sort == "popularity":
