@@ -119,7 +119,14 @@ def import_(
     else:
         for r in reports:
             if r.failed:
-                err.print(f"rejected {r.failed} (nothing imported from it)", markup=False)
+                if r.papers or r.venue_papers:
+                    err.print(
+                        f"stopped: {r.failed}; the {r.papers + r.venue_papers} records before "
+                        "that point were imported (re-running the import is safe)",
+                        markup=False,
+                    )
+                else:
+                    err.print(f"rejected {r.failed} (nothing imported from it)", markup=False)
                 continue
             what = (
                 f"{r.venue_papers} venue papers"

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app import __version__
 from app.db.engine import get_engine
-from app.web import api, pages
+from app.web import api, feeds, pages
 from app.web.deps import ConnDep, error_response
 
 
@@ -24,6 +24,7 @@ async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
 
 app = FastAPI(title="Papershelf", version=__version__, lifespan=lifespan)
 app.include_router(api.router)
+app.include_router(feeds.router)
 app.include_router(pages.router)
 
 

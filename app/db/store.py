@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -223,41 +224,35 @@ def _json(value: object) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCounts:
-    """Write one batch of records (their versions, categories and announcements) in the
-    caller's transaction."""
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch turned into plain tuples for executemany: all the per-record work, none of the
+    database's. Cheap to pickle, so an import can prepare in one process and write in another."""
+
+    dialect: str
+    papers: list[tuple[Any, ...]]  # PAPER_COLUMNS order
+    categories: dict[str, list[str]]
+    versions: list[tuple[Any, ...]]
+    announcements: list[tuple[Any, ...]]
+
+    def __len__(self) -> int:
+        return len(self.papers)
+
+
+_ID, _VERSION, _DIGEST = 0, 1, PAPER_COLUMNS.index("content_hash")
+
+
+def prepare(records: Iterable[PaperRecord], dialect: str) -> PreparedBatch:
+    """Pure: dedupe a batch and build every row it will write (see `write`)."""
+    d = _Dialect(dialect)
     batch = _dedupe(records)
-    counts = UpsertCounts()
-    if not batch:
-        return counts
-    d = _Dialect(conn.dialect.name)
     now = datetime.now(UTC)
-    ids = list(batch)
-
-    existing: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(ids):
-        rows = conn.execute(
-            select(papers.c.arxiv_id, papers.c.version, papers.c.content_hash).where(
-                papers.c.arxiv_id.in_(chunk)
-            )
-        )
-        existing.update({r.arxiv_id: (_rank(r.version), r.content_hash) for r in rows})
-
-    rows, new_ids, updated_ids = [], [], []
     stamp = d.ts(now)
+    paper_rows = []
     for arxiv_id, rec in batch.items():
         announced = _announced_on(rec)
-        digest = _hash(rec, announced)
-        old = existing.get(arxiv_id)
-        if old is None:
-            new_ids.append(arxiv_id)
-        elif _rank(rec.version) > old[0] or (_rank(rec.version) == old[0] and digest != old[1]):
-            updated_ids.append(arxiv_id)
-        else:
-            counts.unchanged += 1
-            continue
         first = _first_submitted(rec)
-        rows.append(
+        paper_rows.append(
             (
                 arxiv_id,
                 rec.version,
@@ -276,33 +271,13 @@ def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCou
                 d.day(announced),
                 d.day(_sort_date(announced, first, now)),
                 title_key(rec.title),
-                digest,
+                _hash(rec, announced),
                 stamp,
                 stamp,
             )
         )
-    if rows:
-        conn.exec_driver_sql(d.paper_upsert, rows)
-        if d.sqlite and new_ids:
-            # New rows are indexed in one statement (updates and deletes by triggers): a
-            # per-row insert trigger made the 50k-paper import 1.6x slower.
-            conn.exec_driver_sql(
-                "INSERT INTO papers_fts(rowid, title, abstract, authors)"
-                " SELECT pk, title, abstract, authors FROM papers"
-                " WHERE arxiv_id IN (SELECT value FROM json_each(?))",
-                (_json(new_ids),),
-            )
-    counts.inserted, counts.updated = len(new_ids), len(updated_ids)
-    counts.written_ids = new_ids + updated_ids
 
-    # Categories follow the metadata that was just written.
-    for chunk in _chunks(updated_ids):
-        conn.execute(categories_t.delete().where(categories_t.c.arxiv_id.in_(chunk)))
-    cat_rows = [(c, i) for i in counts.written_ids for c in batch[i].categories]
-    if cat_rows:
-        conn.exec_driver_sql(d.category_insert, cat_rows)
-
-    version_rows: dict[tuple[str, int], tuple] = {}  # type: ignore[type-arg]
+    version_rows: dict[tuple[str, int], tuple[Any, ...]] = {}
     for rec in batch.values():
         for v in rec.versions:
             version_rows[(rec.arxiv_id, v.number)] = (
@@ -322,8 +297,6 @@ def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCou
         # Sources without a history (the query API) still say when v1 was submitted.
         if rec.version and rec.first_submitted_at and (rec.arxiv_id, 1) not in version_rows:
             version_rows[(rec.arxiv_id, 1)] = (rec.arxiv_id, 1, d.ts(rec.first_submitted_at), None)
-    if version_rows:
-        conn.exec_driver_sql(d.version_upsert, list(version_rows.values()))
 
     ann_rows = {
         (a.category, a.day, rec.arxiv_id): (
@@ -336,11 +309,78 @@ def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCou
         for rec in batch.values()
         for a in rec.announcements
     }
-    if ann_rows:
-        result = conn.exec_driver_sql(d.announcement_insert, list(ann_rows.values()))
+    return PreparedBatch(
+        dialect=dialect,
+        papers=paper_rows,
+        categories={i: rec.categories for i, rec in batch.items()},
+        versions=list(version_rows.values()),
+        announcements=list(ann_rows.values()),
+    )
+
+
+def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
+    """Write a prepared batch in the caller's transaction (see the module docstring)."""
+    counts = UpsertCounts()
+    if not batch.papers:
+        return counts
+    if batch.dialect != conn.dialect.name:
+        raise ValueError(f"batch prepared for {batch.dialect}, written to {conn.dialect.name}")
+    d = _Dialect(conn.dialect.name)
+
+    existing: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks([row[_ID] for row in batch.papers]):
+        found = conn.execute(
+            select(papers.c.arxiv_id, papers.c.version, papers.c.content_hash).where(
+                papers.c.arxiv_id.in_(chunk)
+            )
+        )
+        existing.update({r.arxiv_id: (_rank(r.version), r.content_hash) for r in found})
+
+    rows, new_ids, updated_ids = [], [], []
+    for row in batch.papers:
+        arxiv_id, rank, digest = row[_ID], _rank(row[_VERSION]), row[_DIGEST]
+        old = existing.get(arxiv_id)
+        if old is None:
+            new_ids.append(arxiv_id)
+        elif rank > old[0] or (rank == old[0] and digest != old[1]):
+            updated_ids.append(arxiv_id)
+        else:
+            counts.unchanged += 1
+            continue
+        rows.append(row)
+    if rows:
+        conn.exec_driver_sql(d.paper_upsert, rows)
+        if d.sqlite and new_ids:
+            # New rows are indexed in one statement (updates and deletes by triggers): a
+            # per-row insert trigger made the 50k-paper import 1.6x slower.
+            conn.exec_driver_sql(
+                "INSERT INTO papers_fts(rowid, title, abstract, authors)"
+                " SELECT pk, title, abstract, authors FROM papers"
+                " WHERE arxiv_id IN (SELECT value FROM json_each(?))",
+                (_json(new_ids),),
+            )
+    counts.inserted, counts.updated = len(new_ids), len(updated_ids)
+    counts.written_ids = new_ids + updated_ids
+
+    # Categories follow the metadata that was just written.
+    for chunk in _chunks(updated_ids):
+        conn.execute(categories_t.delete().where(categories_t.c.arxiv_id.in_(chunk)))
+    cat_rows = [(c, i) for i in counts.written_ids for c in batch.categories[i]]
+    if cat_rows:
+        conn.exec_driver_sql(d.category_insert, cat_rows)
+    if batch.versions:
+        conn.exec_driver_sql(d.version_upsert, batch.versions)
+    if batch.announcements:
+        result = conn.exec_driver_sql(d.announcement_insert, batch.announcements)
         # Both drivers sum rowcount over executemany; conflicts count zero.
         counts.announcements = max(result.rowcount, 0)
     return counts
+
+
+def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCounts:
+    """Write one batch of records (their versions, categories and announcements) in the
+    caller's transaction."""
+    return write(conn, prepare(records, conn.dialect.name))
 
 
 def upsert_venue(conn: Connection, venue: str, records: Sequence[VenuePaperRecord]) -> int:

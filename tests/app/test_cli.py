@@ -204,3 +204,22 @@ def test_fetch_rejects_what_is_neither_category_nor_id(env: Path) -> None:
     assert "neither a known category nor arXiv ids" in result.output
     bad_date = CliRunner().invoke(cli, ["fetch", "cs.CL", "--date", "2026-02-30"])
     assert bad_date.exit_code == 1 and "invalid date" in bad_date.output
+
+
+def test_truncated_gzip_keeps_whole_pages_and_says_so(
+    env: Path, sample: Path, tmp_path: Path
+) -> None:
+    """A file cut short mid-stream: pages before the cut are committed whole, the rest is
+    not written, and the message says exactly that."""
+    compressed = gzip.compress(sample.read_bytes())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(compressed[: len(compressed) * 2 // 3])
+    result = CliRunner().invoke(cli, ["import", "--batch-size", "50", str(cut)])
+    assert result.exit_code == 1
+    assert "corrupt gzip stream" in result.output
+    stored = stats_json()["papers"]
+    assert stored > 0 and stored % 50 == 0  # only whole pages
+    assert f"the {stored} records before that point were imported" in result.output
+    # Re-importing the intact file completes it without duplicates.
+    assert run("import", str(sample)).exit_code == 0
+    assert stats_json()["papers"] == 300
