@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 
 from app import __version__
 from app.db.engine import get_engine
-from app.web import api, feeds, pages
+from app.settings import get_settings
+from app.web import api, feeds, middleware, pages
 from app.web.deps import ConnDep, error_response
 
 
@@ -26,11 +28,16 @@ app = FastAPI(title="Papershelf", version=__version__, lifespan=lifespan)
 app.include_router(api.router)
 app.include_router(feeds.router)
 app.include_router(pages.router)
+middleware.install(app, get_settings())
 
 
+# Starlette's HTTPException (FastAPI's subclasses it) so the router's own 404/405 answers
+# use the one error shape too.
 @app.exception_handler(HTTPException)
 async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-    code = {404: "not_found", 400: "bad_request"}.get(exc.status_code, "error")
+    code = {404: "not_found", 400: "bad_request", 405: "method_not_allowed"}.get(
+        exc.status_code, "error"
+    )
     return error_response(exc.status_code, code, str(exc.detail))
 
 

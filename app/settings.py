@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     categories: Annotated[list[str], NoDecode] = ["cs.AI", "cs.CL", "cs.CV", "cs.LG"]
     admin_token: str | None = None
+    # Signs API page tokens; falls back to admin_token. Set one in production.
+    secret_key: str | None = None
+    # Origins allowed to call /api/ from browsers (CORS); none by default.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Per-client token bucket on /api/ and /search (shared through Redis when configured).
+    rate_limit_per_minute: float = 120
+    rate_limit_burst: float = 60
     # Rows per upsert statement; keeps each statement under SQLite's bind-parameter limit.
     import_batch_size: int = 2000
     search_max_results: int = 1000
@@ -51,7 +58,7 @@ class Settings(BaseSettings):
     # Days without an announcement besides Fridays and Saturdays (ISO dates, comma list).
     arxiv_holidays: Annotated[list[str], NoDecode] = ["2026-11-26", "2026-12-24", "2026-12-31"]
 
-    @field_validator("categories", "arxiv_holidays", mode="before")
+    @field_validator("categories", "arxiv_holidays", "cors_origins", mode="before")
     @classmethod
     def _split_categories(cls, value: object) -> object:
         if isinstance(value, str):

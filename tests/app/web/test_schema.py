@@ -21,6 +21,7 @@ from app.db.engine import make_engine
 from app.settings import Settings, get_settings
 from app.web import api
 from tests.app.web.test_api import make_app, seed
+from tests.conftest import need
 
 try:
     import schemathesis
@@ -74,8 +75,7 @@ OPERATIONS = sorted(
 def test_openapi_conformance(fuzz_app: FastAPI, path: str, method: str) -> None:
     """Schemathesis-generated requests per operation (driven by hypothesis directly: its
     pytest plugin does not support pytest 9 yet)."""
-    if schemathesis is None:  # pragma: no cover - depends on the environment
-        pytest.skip("schemathesis is not installed (pip install schemathesis)")
+    need(schemathesis is not None, "schemathesis is not installed (pip install schemathesis)")
     operation = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)[path][method]
     checks = [
         st_checks.not_a_server_error,
