@@ -229,6 +229,20 @@ def stylesheet() -> FileResponse:
     return FileResponse(STATIC_DIR / "papershelf.css", media_type="text/css")
 
 
+@router.get("/static/papershelf.js", include_in_schema=False)
+def script() -> FileResponse:
+    """The reader tools (stars, read marks, filter bar, keys, theme, copy): one hand-written
+    file, so a CSP of script-src 'self' holds; every page works without it."""
+    return FileResponse(STATIC_DIR / "papershelf.js", media_type="text/javascript")
+
+
+@router.get("/starred", response_class=HTMLResponse, include_in_schema=False)
+def starred_page(request: Request) -> Response:
+    """A shell: the stars live in the browser's localStorage, and papershelf.js fills it
+    (and imports stars from a `#import=<base64url JSON>` link)."""
+    return TEMPLATES.TemplateResponse(request, "starred.html", {})
+
+
 # --- /arxiv/{ids or expression} --------------------------------------------------------
 
 _ID_SHAPE = re.compile(r"\d{4}\.\d|/\d{5}")

@@ -26,6 +26,7 @@ from app.settings import get_settings
 D1, D2 = date(2026, 3, 2), date(2026, 3, 3)
 EVIL_TITLE = '<script>alert("owned")</script> Attacks & defences for $x^2$'
 LONG_AUTHORS = [f"Author Number{i}" for i in range(15)]
+SCRIPT_TAG = '<script src="/static/papershelf.js"></script>'
 
 
 def site_app() -> FastAPI:
@@ -146,8 +147,11 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
 def assert_html(r, status: int = 200) -> str:  # type: ignore[no-untyped-def]
     assert r.status_code == status, r.text[:500]
     assert r.headers["content-type"].startswith("text/html")
-    # No inline scripts anywhere: the pages work without JavaScript.
-    assert "<script" not in r.text
+    # No inline scripts or handlers: the one script is the external reader-tools file
+    # (a CSP of script-src 'self' holds), and the pages work without it.
+    rest = r.text.replace(SCRIPT_TAG, "", 1)
+    assert "<script" not in rest
+    assert not re.search(r"<[^>]+\son[a-z]+\s*=", rest, re.IGNORECASE)
     return r.text
 
 
@@ -164,7 +168,7 @@ def test_latest_day_listing(client: TestClient) -> None:
     assert 'href="/arxiv/cs.CL+cs.LG/feed"' in page
     assert 'href="/static/papershelf.css"' in page
     # The sparse paper is in both lists but listed once, as new.
-    assert page.count('id="2603.00001"') == 1
+    assert page.count(' id="2603.00001"') == 1
 
 
 def test_exclusion_and_other_days(client: TestClient) -> None:
@@ -386,3 +390,36 @@ def test_real_day(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert "<math" in assert_html(client.get("/arxiv/cs.CL+cs.CV+cs.AI"))
     finally:
         gen.close()
+
+
+# --- reader tools (static/papershelf.js) -------------------------------------------------
+
+
+def test_reader_tools_script_and_hooks(client: TestClient) -> None:
+    js = client.get("/static/papershelf.js")
+    assert js.status_code == 200
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert "papershelf.stars" in js.text and "import=" in js.text
+    page = assert_html(client.get("/arxiv/cs.CL+cs.LG"))
+    assert SCRIPT_TAG in page
+    assert 'href="/starred"' in page
+    # The cards carry what the script needs: the id, the PDF and abs links, focusability.
+    assert re.search(
+        r'<article class="paper" id="2603.00001" data-id="2603.00001" '
+        r'data-pdf="https://arxiv.org/pdf/2603.00001[^"]*" '
+        r'data-abs="https://arxiv.org/abs/2603.00001" tabindex="-1">',
+        page,
+    )
+    assert "data-actions" in page
+
+
+def test_starred_page_is_a_shell(client: TestClient) -> None:
+    page = assert_html(client.get("/starred"))
+    assert "<noscript>" in page and "needs JavaScript" in page
+    assert "data-starred " in page and "data-starred-import" in page
+
+
+def test_stylesheet_honours_theme_attribute(client: TestClient) -> None:
+    css = client.get("/static/papershelf.css").text
+    assert "prefers-color-scheme: dark" in css
+    assert ':root[data-theme="dark"]' in css and ':root:not([data-theme="light"])' in css

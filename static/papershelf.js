@@ -1,0 +1,471 @@
+/* Papershelf reader tools: stars, read marks, filter bar, keyboard keys, theme, copy.
+   Progressive enhancement only: every page reads fine without this file. Everything
+   personal stays in this browser's localStorage. No inline script, no CDN (CSP 'self'). */
+(function () {
+  "use strict";
+
+  var KEY = { stars: "papershelf.stars", read: "papershelf.read", theme: "papershelf.theme",
+              hideRead: "papershelf.hideRead" };
+  var THEMES = ["auto", "dark", "light"];
+
+  // --- storage ------------------------------------------------------------------------
+  function load(key, fallback) {
+    try {
+      var v = JSON.parse(window.localStorage.getItem(key));
+      return v === null || v === undefined ? fallback : v;
+    } catch (e) { return fallback; }
+  }
+  function save(key, value) {
+    try { window.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* full or off */ }
+  }
+  // Sets of ids are stored as {id: epoch ms}.
+  function idSet(key) { var v = load(key, {}); return v && typeof v === "object" && !Array.isArray(v) ? v : {}; }
+
+  // --- theme (runs at once, before the body is drawn, so there is no flash) ----------
+  function theme() { var t = load(KEY.theme, "auto"); return THEMES.indexOf(t) >= 0 ? t : "auto"; }
+  function applyTheme(t) {
+    if (t === "auto") document.documentElement.removeAttribute("data-theme");
+    else document.documentElement.setAttribute("data-theme", t);
+  }
+  applyTheme(theme());
+
+  // --- small DOM helpers --------------------------------------------------------------
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+  function cards() { return $$("article.paper[data-id]"); }
+  function plain(node) {
+    if (!node) return "";
+    var c = node.cloneNode(true);
+    $$("math", c).forEach(function (m) {
+      var tex = m.getAttribute("alttext");
+      m.replaceWith(document.createTextNode(tex ? "$" + tex + "$" : m.textContent));
+    });
+    return c.textContent.replace(/\s+/g, " ").trim();
+  }
+
+  // --- stars and read marks -----------------------------------------------------------
+  function toggle(key, id, on) {
+    var s = idSet(key);
+    if (on === undefined) on = !s[id];
+    if (on) s[id] = Date.now(); else delete s[id];
+    save(key, s);
+    refreshMarks();
+    return on;
+  }
+  function refreshMarks() {
+    var stars = idSet(KEY.stars), read = idSet(KEY.read);
+    cards().forEach(function (c) {
+      var id = c.dataset.id, st = !!stars[id], rd = !!read[id];
+      c.classList.toggle("ps-starred", st);
+      c.classList.toggle("ps-read", rd);
+      var sb = c.querySelector("[data-ps-star]"), rb = c.querySelector("[data-ps-read]");
+      if (sb) { sb.setAttribute("aria-pressed", String(st)); sb.textContent = st ? "[★ Starred]" : "[☆ Star]"; }
+      if (rb) { rb.setAttribute("aria-pressed", String(rd)); rb.textContent = rd ? "[✓ Read]" : "[Mark read]"; }
+    });
+    applyVisibility();
+  }
+
+  function copyText(text, button) {
+    function done(ok) {
+      var old = button.textContent;
+      button.textContent = ok ? "[Copied]" : "[Copy failed]";
+      setTimeout(function () { button.textContent = old; }, 1500);
+    }
+    function fallback() {
+      var t = el("textarea", { "aria-hidden": "true", "class": "ps-offscreen" });
+      t.value = text;
+      document.body.appendChild(t);
+      t.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      t.remove();
+      done(ok);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { done(true); }, fallback);
+    } else fallback();
+  }
+  function cardText(c) {
+    var authors = c.querySelector(".authors");
+    var a = authors ? authors.cloneNode(true) : null;
+    if (a) $$("summary", a).forEach(function (s) { s.replaceWith(document.createTextNode(", ")); });
+    return [plain(c.querySelector(".title")), a ? plain(a).replace(/\s*(,\s*)+/g, ", ") : "",
+            c.dataset.abs || "", "", plain(c.querySelector(".abstract p"))].join("\n");
+  }
+
+  function enhanceCard(c) {
+    if (c.dataset.psReady) return;
+    c.dataset.psReady = "1";
+    var bar = c.querySelector("[data-actions]") || c.appendChild(el("p", { "class": "actions" }));
+    var star = el("button", { type: "button", "class": "ps-btn", "data-ps-star": "", "aria-pressed": "false", title: "Star (s)" }, "[☆ Star]");
+    var read = el("button", { type: "button", "class": "ps-btn", "data-ps-read": "", "aria-pressed": "false", title: "Mark read (x)" }, "[Mark read]");
+    var copy = el("button", { type: "button", "class": "ps-btn", "data-ps-copy": "", title: "Copy title, authors, link and abstract" }, "[Copy]");
+    star.addEventListener("click", function () { toggle(KEY.stars, c.dataset.id); });
+    read.addEventListener("click", function () { toggle(KEY.read, c.dataset.id); });
+    copy.addEventListener("click", function () { copyText(cardText(c), copy); });
+    bar.insertBefore(copy, bar.firstChild);
+    bar.insertBefore(read, bar.firstChild);
+    bar.insertBefore(star, bar.firstChild);
+    // Opening the PDF marks the paper read, as a reader would expect.
+    $$('a[href="' + (c.dataset.pdf || "#none") + '"]', c).forEach(function (a) {
+      a.addEventListener("click", function () { toggle(KEY.read, c.dataset.id, true); });
+    });
+  }
+
+  // --- filter bar ---------------------------------------------------------------------
+  var filter = { open: false, bar: null, input: null, count: null, mode: "and",
+                 fields: { title: true, abstract: true, authors: false } };
+  var FIELD_SEL = { title: ".title", abstract: ".abstract p, .tldr", authors: ".authors" };
+
+  function parseTerms(text) {
+    var inc = [], exc = [], re = /(-?)(?:"([^"]+)"|(\S+))/g, m;
+    while ((m = re.exec(text)) !== null) {
+      var t = (m[2] || m[3] || "").toLowerCase().trim();
+      if (!t || t === "-") continue;
+      (m[1] ? exc : inc).push(t);
+    }
+    return { inc: inc, exc: exc };
+  }
+  function unmark(root) {
+    $$("mark.ps-hl", root).forEach(function (m) {
+      var p = m.parentNode;
+      p.replaceChild(document.createTextNode(m.textContent), m);
+      p.normalize();
+    });
+  }
+  function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+  function markIn(root, re) {
+    var walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
+      acceptNode: function (n) {
+        return n.parentNode.closest("math, mark, button, script") ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT;
+      }
+    });
+    var nodes = [], n;
+    while ((n = walker.nextNode())) nodes.push(n);
+    nodes.forEach(function (node) {
+      var text = node.nodeValue, last = 0, frag = null, m;
+      re.lastIndex = 0;
+      while ((m = re.exec(text)) !== null) {
+        if (!m[0]) { re.lastIndex++; continue; }
+        frag = frag || document.createDocumentFragment();
+        frag.appendChild(document.createTextNode(text.slice(last, m.index)));
+        frag.appendChild(el("mark", { "class": "ps-hl" }, m[0]));
+        last = m.index + m[0].length;
+      }
+      if (frag) {
+        frag.appendChild(document.createTextNode(text.slice(last)));
+        node.parentNode.replaceChild(frag, node);
+      }
+    });
+  }
+
+  function applyVisibility() {
+    var all = cards();
+    if (!all.length) return;
+    var hideRead = !!load(KEY.hideRead, false), read = idSet(KEY.read);
+    var terms = filter.open && filter.input ? parseTerms(filter.input.value) : { inc: [], exc: [] };
+    var active = terms.inc.length + terms.exc.length > 0;
+    var fields = Object.keys(filter.fields).filter(function (f) { return filter.fields[f]; });
+    var re = terms.inc.length ? new RegExp(terms.inc.map(escapeRe).join("|"), "gi") : null;
+    var shown = 0;
+    all.forEach(function (c) {
+      var match = true;
+      unmark(c);
+      if (active) {
+        var hay = fields.map(function (f) {
+          return $$(FIELD_SEL[f], c).map(function (n) { return plain(n); }).join(" ");
+        }).join(" \n ").toLowerCase();
+        var has = function (t) { return hay.indexOf(t) >= 0; };
+        if (terms.inc.length) match = filter.mode === "and" ? terms.inc.every(has) : terms.inc.some(has);
+        if (match && terms.exc.some(has)) match = false;
+        if (match && re) fields.forEach(function (f) { $$(FIELD_SEL[f], c).forEach(function (n) { markIn(n, re); }); });
+      }
+      var hide = !match || (hideRead && !!read[c.dataset.id]);
+      c.classList.toggle("ps-hidden", hide);
+      if (!hide) shown++;
+    });
+    if (filter.count) filter.count.textContent = shown + " of " + all.length + " shown";
+    document.documentElement.classList.toggle("ps-filtering", active || hideRead);
+  }
+
+  function buildFilterBar() {
+    var bar = el("div", { "class": "ps-filter", role: "search", "aria-label": "Filter papers on this page", hidden: "" });
+    var input = el("input", { type: "search", "data-ps-filter-input": "",
+                              placeholder: 'keywords, "a phrase", -exclude', "aria-label": "Filter keywords" });
+    var mode = el("select", { "aria-label": "Match all or any keyword", "data-ps-filter-mode": "" });
+    mode.appendChild(el("option", { value: "and" }, "all (AND)"));
+    mode.appendChild(el("option", { value: "or" }, "any (OR)"));
+    bar.appendChild(input);
+    bar.appendChild(mode);
+    Object.keys(filter.fields).forEach(function (f) {
+      var label = el("label"), box = el("input", { type: "checkbox", "data-ps-field": f });
+      box.checked = filter.fields[f];
+      box.addEventListener("change", function () { filter.fields[f] = box.checked; applyVisibility(); });
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(" " + f));
+      bar.appendChild(label);
+    });
+    var count = el("span", { "class": "ps-count", "data-ps-count": "", role: "status" });
+    var close = el("button", { type: "button", "aria-label": "Close the filter bar", title: "Close (Esc)" }, "×");
+    bar.appendChild(count);
+    bar.appendChild(close);
+    input.addEventListener("input", applyVisibility);
+    mode.addEventListener("change", function () { filter.mode = mode.value; applyVisibility(); });
+    close.addEventListener("click", closeFilter);
+    var main = document.querySelector("main");
+    main.insertBefore(bar, main.firstChild);
+    filter.bar = bar; filter.input = input; filter.count = count;
+  }
+  function openFilter() {
+    if (!filter.bar) return;
+    filter.open = true;
+    filter.bar.hidden = false;
+    filter.input.focus();
+    filter.input.select();
+    applyVisibility();
+  }
+  function closeFilter() {
+    if (!filter.bar || !filter.open) return;
+    filter.open = false;
+    filter.bar.hidden = true;
+    applyVisibility();
+  }
+
+  // --- keyboard -----------------------------------------------------------------------
+  var help = null;
+  var KEYS = [["j / k", "next / previous paper"], ["s", "star the current paper"],
+              ["x", "mark it read (again: unread)"], ["o", "open its PDF"],
+              ["Ctrl/⌘ F", "filter bar"], ["/", "focus the search box"], ["?", "this help"],
+              ["Esc", "close the filter bar or this help"]];
+  function toggleHelp(show) {
+    if (!help) {
+      help = el("div", { "class": "ps-overlay", role: "dialog", "aria-modal": "true", "aria-label": "Keyboard keys", hidden: "" });
+      var box = el("div", { "class": "ps-dialog" });
+      box.appendChild(el("h2", {}, "Keyboard keys"));
+      var dl = el("dl");
+      KEYS.forEach(function (k) { dl.appendChild(el("dt", {}, k[0])); dl.appendChild(el("dd", {}, k[1])); });
+      box.appendChild(dl);
+      var close = el("button", { type: "button" }, "Close");
+      close.addEventListener("click", function () { toggleHelp(false); });
+      box.appendChild(close);
+      help.appendChild(box);
+      help.addEventListener("click", function (e) { if (e.target === help) toggleHelp(false); });
+      document.body.appendChild(help);
+    }
+    help.hidden = show === undefined ? !help.hidden : !show;
+  }
+  function visibleCards() { return cards().filter(function (c) { return !c.classList.contains("ps-hidden") && c.offsetParent !== null; }); }
+  function current() {
+    var a = document.activeElement;
+    return a && a.matches && a.matches("article.paper[data-id]") ? a : document.querySelector("article.paper.ps-current");
+  }
+  function move(step) {
+    var list = visibleCards();
+    if (!list.length) return;
+    var i = list.indexOf(current());
+    var next = list[i < 0 ? (step > 0 ? 0 : list.length - 1) : Math.min(list.length - 1, Math.max(0, i + step))];
+    $$("article.paper.ps-current").forEach(function (c) { c.classList.remove("ps-current"); });
+    next.classList.add("ps-current");
+    next.focus({ preventScroll: true });
+    next.scrollIntoView({ block: "start", behavior: "auto" });
+  }
+  function typing(t) {
+    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  }
+  function onKey(e) {
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key === "f" || e.key === "F")) {
+      // A second Ctrl+F inside the bar falls through to the browser's own find.
+      if (filter.bar && document.activeElement !== filter.input) { e.preventDefault(); openFilter(); }
+      return;
+    }
+    if (e.key === "Escape") {
+      if (help && !help.hidden) { toggleHelp(false); e.preventDefault(); return; }
+      if (filter.open) { closeFilter(); e.preventDefault(); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
+    var c = current();
+    switch (e.key) {
+      case "j": move(1); break;
+      case "k": move(-1); break;
+      case "s": if (c) toggle(KEY.stars, c.dataset.id); break;
+      case "x": if (c) toggle(KEY.read, c.dataset.id); break;
+      case "o":
+        if (c && c.dataset.pdf) { toggle(KEY.read, c.dataset.id, true); window.open(c.dataset.pdf, "_blank", "noopener"); }
+        break;
+      case "/": {
+        var q = document.querySelector('header .topsearch input[name="q"]');
+        if (q) q.focus(); else return;
+        break;
+      }
+      case "?": toggleHelp(); break;
+      default: return;
+    }
+    e.preventDefault();
+  }
+
+  // --- toolbar (theme, filter, hide read, help) ---------------------------------------
+  function buildTools() {
+    var header = document.querySelector("header.top");
+    if (!header) return;
+    var tools = el("div", { "class": "ps-tools" });
+    if (cards().length) {
+      var fb = el("button", { type: "button", "data-ps-filter-open": "", title: "Filter papers (Ctrl/⌘ F)" }, "Filter");
+      fb.addEventListener("click", function () { if (filter.open) closeFilter(); else openFilter(); });
+      tools.appendChild(fb);
+      var hr = el("button", { type: "button", "data-ps-hide-read": "", "aria-pressed": String(!!load(KEY.hideRead, false)), title: "Hide papers marked read" }, "Hide read");
+      hr.addEventListener("click", function () {
+        var on = !load(KEY.hideRead, false);
+        save(KEY.hideRead, on);
+        hr.setAttribute("aria-pressed", String(on));
+        applyVisibility();
+      });
+      tools.appendChild(hr);
+    }
+    var tb = el("button", { type: "button", "data-ps-theme": "" });
+    var label = function () {
+      var t = theme();
+      tb.textContent = { auto: "◐ Auto", dark: "☾ Dark", light: "☀ Light" }[t];
+      tb.title = "Theme: " + t + " (click to switch)";
+    };
+    tb.addEventListener("click", function () {
+      var t = THEMES[(THEMES.indexOf(theme()) + 1) % THEMES.length];
+      save(KEY.theme, t);
+      applyTheme(t);
+      label();
+    });
+    label();
+    tools.appendChild(tb);
+    var hb = el("button", { type: "button", title: "Keyboard keys (?)", "aria-label": "Keyboard keys" }, "?");
+    hb.addEventListener("click", function () { toggleHelp(); });
+    tools.appendChild(hb);
+    header.appendChild(tools);
+  }
+
+  // --- starred page: list, export, import ---------------------------------------------
+  function b64urlEncode(text) {
+    var bytes = new TextEncoder().encode(text), bin = "";
+    bytes.forEach(function (b) { bin += String.fromCharCode(b); });
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function b64urlDecode(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    var bin = atob(s), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return new TextDecoder().decode(bytes);
+  }
+  var ID_RE = /^([a-z-]+(\.[A-Z]{2})?\/\d{7}|\d{4}\.\d{4,5})(v\d+)?$/;
+  function importData(data) {
+    // Accepts {"stars": [...], "read": [...]} (ids or {id: time} maps) or a bare list of ids.
+    var added = 0;
+    function merge(key, v) {
+      var ids = Array.isArray(v) ? v : v && typeof v === "object" ? Object.keys(v) : [];
+      var s = idSet(key);
+      ids.forEach(function (id) {
+        if (typeof id !== "string" || !ID_RE.test(id.trim())) return;
+        id = id.trim();
+        if (!s[id]) { s[id] = Date.now(); if (key === KEY.stars) added++; }
+      });
+      save(key, s);
+    }
+    if (Array.isArray(data)) merge(KEY.stars, data);
+    else if (data && typeof data === "object") { merge(KEY.stars, data.stars); merge(KEY.read, data.read); }
+    else throw new Error("not a Papershelf export");
+    return added;
+  }
+  function starredIds() {
+    var s = idSet(KEY.stars);
+    return Object.keys(s).sort(function (a, b) { return s[b] - s[a]; });
+  }
+  function starredPage(root) {
+    var status = root.querySelector("[data-starred-status]");
+    var say = function (msg) { status.textContent = msg; };
+    var m = /(?:^#|&)import=([A-Za-z0-9_-]+)/.exec(window.location.hash);
+    if (m) {
+      try { say("Imported " + importData(JSON.parse(b64urlDecode(m[1]))) + " new stars from the link."); }
+      catch (e) { say("That import link is damaged: " + e.message); }
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    root.hidden = false;
+    root.querySelector("[data-starred-download]").addEventListener("click", function () {
+      var blob = new Blob([JSON.stringify({ papershelf: 1, exported: new Date().toISOString(),
+        stars: starredIds(), read: Object.keys(idSet(KEY.read)) }, null, 2)], { type: "application/json" });
+      var a = el("a", { href: URL.createObjectURL(blob), download: "papershelf-stars.json" });
+      document.body.appendChild(a);
+      a.click();
+      setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+    });
+    root.querySelector("[data-starred-import]").addEventListener("change", function (e) {
+      var f = e.target.files && e.target.files[0];
+      if (!f) return;
+      f.text().then(function (t) {
+        say("Imported " + importData(JSON.parse(t)) + " new stars from " + f.name + ".");
+        render();
+      }).catch(function (err) { say("Could not import " + f.name + ": " + err.message); });
+    });
+    function render() {
+      var ids = starredIds();
+      root.querySelector("[data-starred-summary]").textContent =
+        ids.length ? ids.length + " starred paper" + (ids.length === 1 ? "" : "s") + " in this browser."
+                   : "No stars yet: use [☆ Star] on any paper, or press s.";
+      var link = root.querySelector("[data-starred-link]");
+      link.value = window.location.origin + "/starred#import=" + b64urlEncode(JSON.stringify({ stars: ids }));
+      var open = root.querySelector("[data-starred-open]");
+      open.href = "/arxiv/" + ids.slice(0, 200).join(",");
+      open.hidden = !ids.length;
+      var list = root.querySelector("[data-starred-list]");
+      list.textContent = "";
+      // The cards come from the paper pages themselves, 200 ids a request.
+      var chunks = [];
+      for (var i = 0; i < ids.length; i += 200) chunks.push(ids.slice(i, i + 200));
+      Promise.all(chunks.map(function (chunk) {
+        return fetch("/arxiv/" + chunk.map(encodeURIComponent).join(","))
+          .then(function (r) { return r.text(); })
+          .then(function (html) { return $$("article.paper[data-id]", new DOMParser().parseFromString(html, "text/html")); });
+      })).then(function (groups) {
+        groups.forEach(function (g) { g.forEach(function (c) { list.appendChild(document.importNode(c, true)); }); });
+        var have = {};
+        cards().forEach(function (c) { have[c.dataset.id] = true; enhanceCard(c); });
+        ids.filter(function (id) { return !have[id]; }).forEach(function (id) {
+          var p = el("p", { "class": "muted" }, id + ": not stored on this shelf yet. ");
+          var a = el("a", { href: "https://arxiv.org/abs/" + id, rel: "noopener" }, "arXiv page");
+          p.appendChild(a);
+          list.appendChild(p);
+        });
+        refreshMarks();
+        root.dataset.loaded = "1";
+      }).catch(function (err) { say("Could not load the starred papers: " + err.message); });
+    }
+    render();
+  }
+
+  // --- start --------------------------------------------------------------------------
+  function init() {
+    cards().forEach(enhanceCard);
+    if (cards().length) buildFilterBar();
+    buildTools();
+    var starred = document.querySelector("[data-starred]");
+    if (starred) starredPage(starred);
+    refreshMarks();
+    document.addEventListener("keydown", onKey);
+    // A card focused by a click or Tab becomes the current one for j/k/s/x/o.
+    document.addEventListener("focusin", function (e) {
+      if (!e.target.matches || !e.target.matches("article.paper[data-id]")) return;
+      $$("article.paper.ps-current").forEach(function (c) { c.classList.remove("ps-current"); });
+      e.target.classList.add("ps-current");
+    });
+    window.addEventListener("storage", function (e) {
+      if (e.key === KEY.theme) applyTheme(theme());
+      else refreshMarks();
+    });
+    document.documentElement.setAttribute("data-js", "ready");
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,125 @@
+"""A real server over the real 50k-paper sample, and Debian's Chromium driven by Playwright.
+
+Needs: the `playwright` Python package (no `playwright install`: the browser is the system
+Chromium at PAPERSHELF_CHROMIUM, default /usr/bin/chromium, from `apt-get install chromium`)
+and ../shared/data. Missing pieces skip, or fail under PAPERSHELF_TEST_STRICT=1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import need
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+SAMPLE = "arxiv/papers_cs_2025-08-05_2026-07-01.jsonl.gz"
+CHROMIUM = os.environ.get("PAPERSHELF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
+    env["PAPERSHELF_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def e2e_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with the real sample imported, once per test session."""
+    sample = shared_data / SAMPLE
+    need(sample.is_file(), f"sample not found at {sample}")
+    data_dir = tmp_path_factory.mktemp("e2e-store")
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "import", str(sample)],
+        cwd=ROOT,
+        env=_env(data_dir),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def base_url(e2e_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`papershelf serve` on a free port on 127.0.0.1, stopped after the session."""
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("e2e-server") / "server.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=_env(e2e_store),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/static/papershelf.css", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"the server did not start:\n{log.read()[-3000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API keeps an asyncio loop running in this thread
+    while it lives, which would break the asyncio tests that run after these."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "the playwright package is not installed (pip install playwright)")
+    path = CHROMIUM if os.path.isabs(CHROMIUM) else shutil.which(CHROMIUM)
+    need(
+        bool(path) and os.access(str(path), os.X_OK),
+        f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
+    )
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(path), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
