@@ -14,7 +14,7 @@ from app import __version__
 from app.db.engine import get_engine
 from app.settings import get_settings
 from app.web import api, feeds, middleware, pages
-from app.web.deps import ConnDep, error_response
+from app.web.deps import error_response
 
 
 @asynccontextmanager
@@ -53,6 +53,47 @@ def healthz() -> dict[str, str]:
 
 
 @app.get("/readyz", include_in_schema=False)
-def readyz(conn: ConnDep) -> dict[str, str]:
-    conn.execute(text("SELECT 1"))
-    return {"status": "ready", "database": "ok"}
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers, and Redis too where one is configured. Otherwise
+    503 with the API's error shape naming what failed; every check is bounded (a few
+    seconds), so a probe never hangs."""
+    import asyncio
+
+    from redis.asyncio import Redis
+    from starlette.concurrency import run_in_threadpool
+
+    def ping_db() -> None:
+        with request.app.state.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    async def ping_redis(url: str) -> None:
+        client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    checks = {"database": lambda: run_in_threadpool(ping_db)}
+    redis_url = get_settings().redis_url
+    if redis_url:
+        checks["redis"] = lambda: ping_redis(redis_url)
+    body: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(), timeout=3)
+            body[name] = "ok"
+        except Exception as exc:  # down, refused, timed out: all mean not ready
+            body[name] = "unavailable"
+            failed[name] = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+    if failed:
+        message = "; ".join(f"{name}: {why}" for name, why in failed.items())
+        return JSONResponse(
+            {
+                "error": {"code": "not_ready", "message": message, "failing": sorted(failed)},
+                "status": "not_ready",
+                **body,
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", **body})

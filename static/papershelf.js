@@ -111,10 +111,25 @@
     bar.insertBefore(copy, bar.firstChild);
     bar.insertBefore(read, bar.firstChild);
     bar.insertBefore(star, bar.firstChild);
-    // Opening the PDF marks the paper read, as a reader would expect.
+    // Opening the PDF marks the paper read, as a reader would expect, and counts towards
+    // the popularity sort (a POST: no state-changing GET).
     $$('a[href="' + (c.dataset.pdf || "#none") + '"]', c).forEach(function (a) {
-      a.addEventListener("click", function () { toggle(KEY.read, c.dataset.id, true); });
+      a.addEventListener("click", function () {
+        toggle(KEY.read, c.dataset.id, true);
+        countClick(c.dataset.id, "pdf");
+      });
     });
+  }
+
+  function countClick(id, kind) {
+    var url = "/api/v1/papers/" + encodeURIComponent(id) + "/clicks";
+    var body = JSON.stringify({ kind: kind });
+    try {
+      if (navigator.sendBeacon &&
+          navigator.sendBeacon(url, new Blob([body], { type: "application/json" }))) { return; }
+    } catch (e) { /* fall through to fetch */ }
+    fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: body,
+                 keepalive: true }).catch(function () {});
   }
 
   // --- filter bar ---------------------------------------------------------------------
@@ -296,7 +311,11 @@
       case "s": if (c) toggle(KEY.stars, c.dataset.id); break;
       case "x": if (c) toggle(KEY.read, c.dataset.id); break;
       case "o":
-        if (c && c.dataset.pdf) { toggle(KEY.read, c.dataset.id, true); window.open(c.dataset.pdf, "_blank", "noopener"); }
+        if (c && c.dataset.pdf) {
+          toggle(KEY.read, c.dataset.id, true);
+          countClick(c.dataset.id, "pdf");
+          window.open(c.dataset.pdf, "_blank", "noopener");
+        }
         break;
       case "/": {
         var q = document.querySelector('header .topsearch input[name="q"]');
@@ -445,6 +464,63 @@
     render();
   }
 
+  // --- category picker on / (the form works without this: /pick builds the expression) --
+  var PICK_NEXT = { off: "inc", inc: "exc", exc: "off" };
+  var PICK_LABEL = { off: "·", inc: "+", exc: "−" };
+  var PICK_WORD = { off: "off", inc: "included", exc: "excluded" };
+  function pickExpression(form) {
+    var inc = [], exc = [];
+    $$("select[data-cat]", form).forEach(function (s) {
+      if (s.value === "inc") inc.push(s.dataset.cat);
+      else if (s.value === "exc") exc.push(s.dataset.cat);
+    });
+    return { inc: inc, exc: exc,
+             text: inc.join("+") + exc.map(function (c) { return "-" + c; }).join("") };
+  }
+  function picker(form) {
+    var preview = form.querySelector("[data-picker-preview]");
+    function update() {
+      var e = pickExpression(form);
+      preview.hidden = false;
+      preview.textContent = "";
+      if (!e.inc.length) {
+        preview.textContent = e.exc.length ? "Include at least one category." : "Click categories: once to include, twice to exclude.";
+        return;
+      }
+      var a = el("a", { href: "/arxiv/" + e.text, "data-picker-link": "" }, "/arxiv/" + e.text);
+      preview.appendChild(a);
+    }
+    $$("select[data-cat]", form).forEach(function (s) {
+      // The button comes first inside the label, so clicking the category's name clicks it.
+      var b = el("button", { type: "button", "class": "pk-state", "data-pick-state": "" });
+      function show() {
+        var v = PICK_LABEL[s.value] ? s.value : "off";
+        b.textContent = PICK_LABEL[v];
+        b.dataset.state = v;
+        b.setAttribute("aria-label", s.dataset.cat + ": " + PICK_WORD[v] + " (click to change)");
+        b.title = PICK_WORD[v] + " · click: " + PICK_WORD[PICK_NEXT[v]];
+      }
+      b.addEventListener("click", function (ev) {
+        ev.preventDefault();
+        s.value = PICK_NEXT[PICK_LABEL[s.value] ? s.value : "off"];
+        show();
+        update();
+      });
+      s.addEventListener("change", function () { show(); update(); });
+      s.classList.add("ps-offscreen");
+      s.tabIndex = -1;
+      s.parentNode.insertBefore(b, s);
+      show();
+    });
+    form.addEventListener("submit", function (ev) {
+      var e = pickExpression(form);
+      ev.preventDefault();
+      if (e.inc.length) window.location.href = "/arxiv/" + e.text;
+      else update();
+    });
+    update();
+  }
+
   // --- start --------------------------------------------------------------------------
   function init() {
     cards().forEach(enhanceCard);
@@ -452,6 +528,7 @@
     buildTools();
     var starred = document.querySelector("[data-starred]");
     if (starred) starredPage(starred);
+    $$("form[data-picker]").forEach(picker);
     refreshMarks();
     document.addEventListener("keydown", onKey);
     // A card focused by a click or Tab becomes the current one for j/k/s/x/o.

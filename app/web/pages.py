@@ -7,6 +7,8 @@ parameters as plain strings that they validate themselves.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
 import xml.etree.ElementTree as ET_XML
 from collections.abc import Sequence
@@ -15,9 +17,16 @@ from itertools import groupby
 from pathlib import Path
 from typing import Annotated, Any, cast
 
+import anyio.from_thread
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from markupsafe import Markup, escape
 
 from app.db import runs
@@ -42,7 +51,7 @@ from app.listing import (
 )
 from app.schedule import ET, parse_holidays
 from app.search.backend import Sort, search_papers
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.taxonomy import get_taxonomy
 from app.web.deps import TEMPLATES, ConnDep
 
@@ -54,6 +63,11 @@ VENUE_PAGE_SIZE = 100
 AUTHORS_SHOWN = 8  # longer author lists fold the rest into <details>
 MAX_IDS = 200  # papers on one /arxiv/{id},{id}… page
 CALENDAR_DAYS = 366  # how far back the day list beside a listing reaches
+# A paper page for ids the store lacks asks the fetch pool for them, then reloads itself
+# every FETCH_REFRESH_S seconds, at most FETCH_MAX_WAITS times (arXiv may not know an id).
+FETCH_REFRESH_S = 5
+FETCH_MAX_WAITS = 24
+REDIS_TIMEOUT_S = 2.0
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -78,8 +92,51 @@ def index(request: Request, conn: ConnDep, q: Annotated[str, Query(max_length=10
             "fetch": fetch,
             "upstream_down": _upstream_down(fetch),
             "ET": ET,
+            "tree": get_taxonomy().tree(),
+            "followed_set": set(settings.categories),
         },
     )
+
+
+# --- the category picker's form (works without JavaScript) ------------------------------
+
+PICK_STATES = ("inc", "exc", "off")
+
+
+@router.get("/pick", include_in_schema=False)
+def pick(request: Request) -> Response:
+    """The picker on `/` submits `c.<category>=inc|exc|off` per category; this builds the
+    expression (includes first, then exclusions, in form order) and redirects to it."""
+    tax = get_taxonomy()
+    states: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if not key.startswith("c."):
+            continue
+        raw = key[2:]
+        canon = tax.canonical(raw)
+        if canon is None:
+            return error_page(request, 400, "Unknown category", f"unknown category {raw[:40]!r}")
+        value = value.strip() or "off"
+        if value not in PICK_STATES:
+            return error_page(
+                request, 400, "Bad choice", f"{canon}: choose inc, exc or off, not {value[:20]!r}"
+            )
+        states.pop(canon, None)  # the last choice wins, in its own place
+        states[canon] = value
+    include = [c for c, v in states.items() if v == "inc"]
+    exclude = [c for c, v in states.items() if v == "exc"]
+    if not include:
+        return error_page(
+            request,
+            400,
+            "Nothing picked",
+            "Include at least one category: exclusions only narrow the lists you include.",
+        )
+    try:
+        expr = parse_expression("+".join(include) + "".join(f"-{c}" for c in exclude))
+    except InvalidExpression as exc:
+        return error_page(request, 400, "Not a category expression", str(exc))
+    return RedirectResponse(f"/arxiv/{expr.canonical()}", status_code=303)
 
 
 def _upstream_down(fetch: dict[str, Any]) -> dict[str, Any] | None:
@@ -256,6 +313,7 @@ def arxiv_page(
     date: str = "",
     sort: str = "order",
     kw: str = "",
+    wait: str = "",
 ) -> Response:
     """Paper pages for id lists, day listings for category expressions. The /feed and
     /bibtex suffixes are dispatched here too: a path parameter would swallow them."""
@@ -280,27 +338,95 @@ def arxiv_page(
         return error_page(request, 400, "Nothing to show", "Name a category or a paper id.")
     if len(ids) > MAX_IDS:
         return error_page(request, 400, "Too many ids", f"Ask for at most {MAX_IDS} papers.")
-    return _papers_page(request, conn, [i for i, _ in ids])
+    return _papers_page(request, conn, [i for i, _ in ids], wait)
 
 
-def _papers_page(request: Request, conn: ConnDep, ids: list[str]) -> Response:
+def _redis_where(url: str) -> str:
+    """host:port of a Redis URL, never its password."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or 6379}"
+    except ValueError:
+        return "the configured address"
+
+
+async def enqueue_fetch_ids(settings: Settings, ids: list[str]) -> str | None:
+    """Ask the fetch pool for `ids` (one `fetch_ids` job; repeats collapse on its job id).
+    None when queued (or already queued), else why not, for the reader. Never waits long:
+    no connection retries, short timeouts."""
+    if not settings.redis_url:
+        return "on-demand fetching is off here: no Redis is configured (PAPERSHELF_REDIS_URL)"
+    from arq import create_pool
+
+    from workers.fetch import ids_job_id, redis_settings, scoped_job_id
+
+    rs = dataclasses.replace(
+        redis_settings(settings.redis_url),
+        conn_timeout=int(REDIS_TIMEOUT_S),
+        conn_retries=0,
+        retry=None,
+        retry_on_timeout=False,
+        retry_on_error=None,
+    )
+    try:
+        pool = await asyncio.wait_for(create_pool(rs), REDIS_TIMEOUT_S + 1)
+        try:
+            await asyncio.wait_for(
+                pool.enqueue_job(
+                    "fetch_ids",
+                    sorted(ids),
+                    _job_id=scoped_job_id(settings, ids_job_id(ids)),
+                    _queue_name=settings.fetch_queue,
+                ),
+                REDIS_TIMEOUT_S,
+            )
+        finally:
+            await pool.aclose()
+    except Exception as exc:  # unreachable, refused, timed out, misconfigured
+        where = _redis_where(settings.redis_url)
+        return f"the fetch queue (Redis at {where}) is unreachable ({type(exc).__name__})"
+    return None
+
+
+def _papers_page(request: Request, conn: ConnDep, ids: list[str], raw_wait: str = "") -> Response:
     cards = paper_cards(conn, ids)
     missing = [i for i in ids if i not in cards]
-    if not cards:
+    waited = int(raw_wait) if raw_wait.isdigit() and len(raw_wait) < 4 else 0
+    fetching = False
+    reason: str | None = None
+    if missing:
+        if waited >= FETCH_MAX_WAITS:
+            reason = (
+                f"asked arXiv for {FETCH_MAX_WAITS * FETCH_REFRESH_S} s without an answer: "
+                "the id may not exist, or no fetch worker is running"
+            )
+        else:
+            reason = anyio.from_thread.run(enqueue_fetch_ids, get_settings(), missing)
+            fetching = reason is None
+    if not cards and not fetching:
         return error_page(
             request,
             404,
             "Unknown paper",
-            f"{', '.join(missing)}: unknown to this shelf and not yet fetched from arXiv.",
+            f"{', '.join(missing)}: unknown to this shelf and not yet fetched from arXiv; "
+            f"{reason}.",
         )
+    refresh = f"/arxiv/{','.join(ids)}?wait={waited + 1}" if fetching else None
     return TEMPLATES.TemplateResponse(
         request,
         "papers.html",
         {
             "papers": [cards[i] for i in ids if i in cards],
             "missing": missing,
+            "fetching": fetching,
+            "reason": reason,
+            "refresh": refresh,
+            "refresh_s": FETCH_REFRESH_S,
             "history": {i: announcement_history(conn, i) for i in cards},
         },
+        status_code=202 if not cards else 200,
     )
 
 
