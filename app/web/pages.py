@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import re
+import threading
 import xml.etree.ElementTree as ET_XML
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
@@ -30,7 +33,7 @@ from fastapi.responses import (
 from markupsafe import Markup, escape
 
 from app.db import runs
-from app.db.models import Venue, VenuePaper
+from app.db.models import Announcement, Paper, Venue, VenuePaper
 from app.db.queries import stats as read_stats
 from app.ingest.ids import InvalidArxivId, split_id_list
 from app.listing import (
@@ -446,6 +449,20 @@ def _listing_page(
         day = latest_day(conn, expr)
     keywords = parse_keywords(kw)
     order = cast(ListingSort, sort)
+    # A day's list barely changes once announced: validate and serve it from a small cache
+    # keyed by a cheap version of the data it shows (popularity order changes with every
+    # click, so it is always rendered).
+    etag = None
+    if day is not None and order != "popularity":
+        version = _listing_version(conn, expr, day)
+        etag = '"' + hashlib.sha256(
+            f"{expr.canonical()}|{day}|{order}|{','.join(keywords)}|{version}".encode()
+        ).hexdigest()[:32] + '"'
+        if etag in _etags(request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=_listing_headers(etag))
+        cached = _PAGE_CACHE.get(etag)
+        if cached is not None:
+            return HTMLResponse(cached, headers=_listing_headers(etag))
     listing = day_listing(conn, expr, day, sort=order, keywords=keywords) if day else None
     prev = previous_day(conn, expr, day) if day else None
     nxt = next_day(conn, expr, day) if day else None
@@ -470,7 +487,7 @@ def _listing_page(
             (month, list(group))
             for month, group in groupby(reversed(days), key=lambda d: d[0].strftime("%B %Y"))
         ]
-    return TEMPLATES.TemplateResponse(
+    page = TEMPLATES.TemplateResponse(
         request,
         "listing.html",
         {
@@ -486,6 +503,62 @@ def _listing_page(
             "sorts": SORTS,
         },
     )
+    if etag is not None and page.status_code == 200:
+        _PAGE_CACHE.put(etag, bytes(page.body))
+        page.headers.update(_listing_headers(etag))
+    return page
+
+
+class _PageCache:
+    """Rendered listing pages by ETag (the ETag covers the data version, so entries never
+    go stale: a change makes a new key). Small and per process; thread-safe."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key: str, body: bytes) -> None:
+        with self._lock:
+            self._items[key] = body
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_PAGE_CACHE = _PageCache()
+
+
+def _listing_version(conn: sa.Connection, expr: CategoryExpr, day: date) -> str:
+    """Changes whenever the page could: the day's entries and their papers' metadata, and
+    the newest day (prev/next links and the calendar)."""
+    ann = Announcement.__table__
+    paper = Paper.__table__
+    cats = sorted(expr.include | expr.exclude)
+    n, changed = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(paper.c.changed_at))
+        .select_from(ann.join(paper, paper.c.arxiv_id == ann.c.arxiv_id))
+        .where(ann.c.day == day, ann.c.category.in_(cats))
+    ).one()
+    newest = conn.scalar(sa.select(sa.func.max(ann.c.day)).where(ann.c.category.in_(cats)))
+    return f"{n}|{changed}|{newest}"
+
+
+def _etags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {t.strip().removeprefix("W/") for t in header.split(",")}
+
+
+def _listing_headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": "public, max-age=60"}
 
 
 # --- BibTeX -----------------------------------------------------------------------------

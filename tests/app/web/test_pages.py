@@ -423,3 +423,26 @@ def test_stylesheet_honours_theme_attribute(client: TestClient) -> None:
     css = client.get("/static/papershelf.css").text
     assert "prefers-color-scheme: dark" in css
     assert ':root[data-theme="dark"]' in css and ':root:not([data-theme="light"])' in css
+
+
+def test_listing_etag_304_and_invalidation(client: TestClient) -> None:
+    first = client.get("/arxiv/cs.CL+cs.LG")
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"].startswith("public")
+    again = client.get("/arxiv/cs.CL+cs.LG", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    cached = client.get("/arxiv/cs.CL+cs.LG")
+    assert cached.text == first.text and cached.headers["etag"] == etag
+    # A paper on that day gets a new version: the page's validator changes.
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    rec = next(r for r in seed_records() if r.arxiv_id == "2603.00001")
+    rec.version = (rec.version or 1) + 5
+    rec.title = "Sparse attention, revised"
+    with engine.begin() as conn:
+        store.upsert_papers(conn, [rec])
+    changed = client.get("/arxiv/cs.CL+cs.LG", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    assert "Sparse attention, revised" in changed.text
+    # Popularity order follows every click, so it is never cached.
+    assert "etag" not in client.get("/arxiv/cs.CL+cs.LG", params={"sort": "popularity"}).headers
