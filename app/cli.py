@@ -147,7 +147,9 @@ def import_(
 
 @cli.command()
 def reindex() -> None:
-    """Rebuild the search index from the store and re-link venue papers."""
+    """Rebuild the search index, re-link venue papers, and build the TF-IDF keywords behind
+    [Related]."""
+    from app import related
     from app.db import store
     from app.search.backend import backend_for
 
@@ -156,6 +158,9 @@ def reindex() -> None:
         backend_for(conn).rebuild(conn)
         linked = store.link_venues(conn)
     out.print(f"search index rebuilt; {linked} venue papers linked to arXiv")
+    with engine.begin() as conn:
+        built = related.build(conn)
+    out.print(f"related-paper keywords built for {built} papers")
 
 
 @cli.command()

@@ -207,3 +207,18 @@ class DayCheck(Base):
     stored_count: Mapped[int] = mapped_column(Integer)
     complete: Mapped[bool] = mapped_column(Boolean)
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- related papers (migration 0003); written only by app.related.build -----------------
+
+
+class PaperKeywords(Base):
+    """A paper's top TF-IDF keywords: [[term, weight], ...], best first, unit length."""
+
+    __tablename__ = "paper_keywords"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    keywords: Mapped[list[list[str | float]]] = mapped_column(JSON)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

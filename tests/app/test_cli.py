@@ -138,7 +138,7 @@ def test_reindex_keeps_search_working(env: Path, sample: Path) -> None:
 
 def test_db_commands(env: Path) -> None:
     assert run("db", "upgrade").exit_code == 0
-    assert "0002" in run("db", "current").output
+    assert "0003" in run("db", "current").output
     assert run("db", "downgrade", "base").exit_code == 0
     assert "base" in run("db", "current").output
 

@@ -23,8 +23,9 @@ TABLES = {
     "fetch_runs",
     "harvest_states",
     "day_checks",
+    "paper_keywords",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -38,7 +39,11 @@ def test_upgrade_downgrade_roundtrip(url: str) -> None:
     try:
         assert current(engine) == HEAD
         assert set(inspect(engine).get_table_names()) >= TABLES
-        downgrade(url, "0001")  # one step back: only the fetch bookkeeping goes
+        downgrade(url, "0002")  # one step back: only the related-papers keywords go
+        assert current(engine) == "0002"
+        assert "paper_keywords" not in inspect(engine).get_table_names()
+        assert "fetch_runs" in inspect(engine).get_table_names()
+        downgrade(url, "0001")  # and the fetch bookkeeping goes
         assert current(engine) == "0001"
         assert (
             set(inspect(engine).get_table_names())

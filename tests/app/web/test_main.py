@@ -121,3 +121,13 @@ def test_index_says_when_arxiv_is_unreachable(client: TestClient) -> None:
         run_id = runs.start_run(conn, kind="rss", source="https://rss.arxiv.org/rss/cs.CL")
         runs.finish_run(conn, run_id, status="ok")
     assert "arXiv could not be reached" not in client.get("/").text
+
+
+def test_related_routes_are_reachable_in_the_real_app(client: TestClient) -> None:
+    """Route order matters: the catch-all paper routes must not swallow .../related."""
+    api = client.get("/api/v1/papers/hep-th/9901001/related")
+    assert api.status_code == 200, api.text
+    assert api.json() == []  # keywords not built yet
+    page = client.get("/arxiv/hep-th/9901001/related")
+    assert page.status_code == 200
+    assert "papershelf reindex" in page.text

@@ -1,0 +1,109 @@
+"""The [Related] page and API: related cards, 404s, the not-built-yet note.
+
+The app includes `app.web.related.router` before the pages router, as app.main must
+(the pages router's `/arxiv/{rest:path}` would otherwise answer `/arxiv/{id}/related`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from app import related as rel
+from app.db import store
+from app.web import api, pages
+from app.web import related as related_web
+from tests.app.test_related import records
+
+EVIL = '<script>alert("x")</script> protein folding'
+
+
+def make_app(engine: Engine) -> FastAPI:
+    app = FastAPI()
+    app.include_router(related_web.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.state.engine = engine
+    return app
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> Engine:
+    recs = records()
+    recs[1].title = EVIL  # 2601.00002, the protein twin
+    with engine.begin() as conn:
+        store.upsert_papers(conn, recs)
+    return engine
+
+
+@pytest.fixture
+def client(seeded: Engine) -> Iterator[TestClient]:
+    with TestClient(make_app(seeded)) as c:
+        yield c
+
+
+@pytest.fixture
+def built(seeded: Engine, client: TestClient) -> TestClient:
+    with seeded.begin() as conn:
+        rel.build(conn)
+    return client
+
+
+def test_page_before_build_says_run_reindex(client: TestClient) -> None:
+    r = client.get("/arxiv/2601.00001/related")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "run papershelf reindex" in r.text
+    assert "Protein folding with diffusion models" in r.text
+
+
+def test_page_lists_related_cards(built: TestClient) -> None:
+    r = built.get("/arxiv/2601.00001v2/related")
+    assert r.status_code == 200, r.text[:300]
+    assert "run papershelf reindex" not in r.text
+    cards = re.findall(r'<article class="paper" id="([^"]+)"', r.text)
+    assert cards and cards[0] == "2601.00002"
+    assert "2601.00001" not in cards
+    assert "<script>alert" not in r.text  # titles are escaped
+    assert 'href="/arxiv/2601.00002/related">[Related]</a>' in r.text
+    assert "Keywords:" in r.text
+
+
+def test_page_errors_are_html(built: TestClient) -> None:
+    r = built.get("/arxiv/2601.09999/related")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Unknown paper" in r.text
+    old_style = built.get("/arxiv/hep-th/9901001/related")  # the id holds a slash
+    assert old_style.status_code == 404 and "hep-th/9901001" in old_style.text
+    bad = built.get("/arxiv/not-an-id/related")
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("text/html")
+
+
+def test_api_related(built: TestClient) -> None:
+    r = built.get("/api/v1/papers/2601.00003/related")
+    assert r.status_code == 200
+    body = r.json()
+    assert body and body[0]["arxiv_id"] == "2601.00004"
+    assert set(body[0]) == {"arxiv_id", "title", "score"}
+    assert body[0]["title"] == "Message passing in graph neural networks"
+    assert all(isinstance(x["score"], float) for x in body)
+    assert len(built.get("/api/v1/papers/2601.00003/related?limit=1").json()) == 1
+
+
+def test_api_errors(client: TestClient) -> None:
+    r = client.get("/api/v1/papers/2601.09999/related")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+    assert "2601.09999" in r.json()["error"]["message"]
+    bad = client.get("/api/v1/papers/nonsense/related")
+    assert bad.status_code == 400
+    assert set(bad.json()["error"]) == {"code", "message"}
+    # Before a build a known paper has no related papers yet: an empty list, not an error.
+    assert client.get("/api/v1/papers/2601.00001/related").json() == []
