@@ -455,9 +455,13 @@ def _listing_page(
     etag = None
     if day is not None and order != "popularity":
         version = _listing_version(conn, expr, day)
-        etag = '"' + hashlib.sha256(
-            f"{expr.canonical()}|{day}|{order}|{','.join(keywords)}|{version}".encode()
-        ).hexdigest()[:32] + '"'
+        etag = (
+            '"'
+            + hashlib.sha256(
+                f"{expr.canonical()}|{day}|{order}|{','.join(keywords)}|{version}".encode()
+            ).hexdigest()[:32]
+            + '"'
+        )
         if etag in _etags(request.headers.get("if-none-match")):
             return Response(status_code=304, headers=_listing_headers(etag))
         cached = _PAGE_CACHE.get(etag)
