@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -673,18 +674,8 @@ def api_venue(
 # --- admin ------------------------------------------------------------------------------
 
 
-@router.post(
-    "/admin/reindex",
-    tags=["admin"],
-    response_model=ReindexOut,
-    responses={
-        401: _err("Missing or wrong bearer token"),
-        403: _err("The admin API is disabled: no PAPERSHELF_ADMIN_TOKEN is configured"),
-    },
-)
-def api_admin_reindex(request: Request, engine: EngineDep, settings: SettingsDep) -> Any:
-    """Rebuild the search index and re-link venue papers. Needs
-    `Authorization: Bearer <PAPERSHELF_ADMIN_TOKEN>`."""
+def _admin_denied(request: Request, settings: Settings) -> Any:
+    """None when the request carries the admin bearer token, else the error response."""
     expected = settings.admin_token
     if not expected:
         # 403, not 503: a deliberate configuration, not an outage to alert on.
@@ -700,7 +691,91 @@ def api_admin_reindex(request: Request, engine: EngineDep, settings: SettingsDep
         response = error_response(401, "unauthorized", "a valid admin bearer token is required")
         response.headers["WWW-Authenticate"] = 'Bearer realm="papershelf-admin"'
         return response
+    return None
+
+
+@router.post(
+    "/admin/reindex",
+    tags=["admin"],
+    response_model=ReindexOut,
+    responses={
+        401: _err("Missing or wrong bearer token"),
+        403: _err("The admin API is disabled: no PAPERSHELF_ADMIN_TOKEN is configured"),
+    },
+)
+def api_admin_reindex(request: Request, engine: EngineDep, settings: SettingsDep) -> Any:
+    """Rebuild the search index and re-link venue papers. Needs
+    `Authorization: Bearer <PAPERSHELF_ADMIN_TOKEN>`."""
+    if (denied := _admin_denied(request, settings)) is not None:
+        return denied
     with engine.begin() as conn:
         backend_for(conn).rebuild(conn)
         linked = store.link_venues(conn)
     return ReindexOut(status="ok", linked_venue_papers=linked)
+
+
+class FetchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: str | None = Field(default=None, max_length=32, description="today's list")
+    ids: list[str] | None = Field(default=None, max_length=200, description="arXiv ids")
+
+
+class FetchOut(BaseModel):
+    status: Literal["queued", "already-queued"]
+    job: str
+    job_id: str
+
+
+@router.post(
+    "/admin/fetch",
+    tags=["admin"],
+    response_model=FetchOut,
+    status_code=202,
+    responses={
+        400: _err("Neither a known category nor valid ids"),
+        401: _err("Missing or wrong bearer token"),
+        403: _err("The admin API is disabled: no PAPERSHELF_ADMIN_TOKEN is configured"),
+        503: _err("No Redis is configured or it is unreachable"),
+    },
+)
+async def api_admin_fetch(request: Request, body: FetchIn, settings: SettingsDep) -> Any:
+    """Re-fetch now: today's list of a category (rss.arxiv.org) or papers by id (the query
+    API), queued for the fetch pool. Needs the admin bearer token."""
+    if (denied := _admin_denied(request, settings)) is not None:
+        return denied
+    from arq import create_pool
+
+    from workers import fetch as jobs
+
+    if (body.category is None) == (body.ids is None):
+        return error_response(400, "bad_request", "give exactly one of 'category' or 'ids'")
+    if body.category is not None:
+        category = get_taxonomy().canonical(body.category)
+        if category is None:
+            return error_response(400, "bad_request", f"unknown category {body.category!r}")
+        function, args = "fetch_listing", (category,)
+        job_id = f"rss:{category}:admin:{int(time.time() // 60)}"
+    else:
+        try:
+            ids = sorted({parse_arxiv_id(i)[0] for i in body.ids or []})
+        except InvalidArxivId as exc:
+            return error_response(400, "bad_request", str(exc))
+        if not ids:
+            return error_response(400, "bad_request", "'ids' is empty")
+        function, args, job_id = "fetch_ids", (ids,), jobs.ids_job_id(ids)
+    if not settings.redis_url:
+        return error_response(503, "no_queue", "no Redis is configured (PAPERSHELF_REDIS_URL)")
+    scoped = jobs.scoped_job_id(settings, job_id)
+    try:
+        rs = jobs.redis_settings(settings.redis_url)
+        rs.conn_retries = 0
+        pool = await create_pool(rs)
+    except Exception as exc:  # unreachable Redis: say so, never a 500
+        return error_response(503, "no_queue", f"Redis is unreachable: {type(exc).__name__}")
+    try:
+        job = await pool.enqueue_job(
+            function, *args, _job_id=scoped, _queue_name=settings.fetch_queue
+        )
+    finally:
+        await pool.aclose()
+    return FetchOut(status="queued" if job else "already-queued", job=function, job_id=scoped)

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import re
 import threading
+import time
 import xml.etree.ElementTree as ET_XML
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -540,7 +541,26 @@ class _PageCache:
 _PAGE_CACHE = _PageCache()
 
 
+_VERSIONS: dict[tuple[str, date], tuple[float, str]] = {}
+VERSION_TTL = 2.0  # seconds a computed version is trusted (pages say max-age=60 anyway)
+
+
 def _listing_version(conn: sa.Connection, expr: CategoryExpr, day: date) -> str:
+    """The data version, remembered for a couple of seconds: under load a revalidation (304)
+    then costs no query at all."""
+    key = (expr.canonical(), day)
+    now = time.monotonic()
+    hit = _VERSIONS.get(key)
+    if hit is not None and now - hit[0] < VERSION_TTL:
+        return hit[1]
+    version = _query_version(conn, expr, day)
+    if len(_VERSIONS) > 1024:
+        _VERSIONS.clear()
+    _VERSIONS[key] = (now, version)
+    return version
+
+
+def _query_version(conn: sa.Connection, expr: CategoryExpr, day: date) -> str:
     """Changes whenever the page could: the day's entries and their papers' metadata, and
     the newest day (prev/next links and the calendar)."""
     ann = Announcement.__table__

@@ -22,6 +22,7 @@ from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord, VenuePaperRecord
 from app.settings import get_settings
+from app.web import pages
 
 D1, D2 = date(2026, 3, 2), date(2026, 3, 3)
 EVIL_TITLE = '<script>alert("owned")</script> Attacks & defences for $x^2$'
@@ -440,6 +441,7 @@ def test_listing_etag_304_and_invalidation(client: TestClient) -> None:
     rec.title = "Sparse attention, revised"
     with engine.begin() as conn:
         store.upsert_papers(conn, [rec])
+    pages._VERSIONS.clear()  # what VERSION_TTL (2 s) would do on its own
     changed = client.get("/arxiv/cs.CL+cs.LG", headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag

@@ -1,0 +1,94 @@
+"""POST /api/v1/admin/fetch: re-fetch a category's list or ids through the fetch pool."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from arq import create_pool
+from fastapi.testclient import TestClient
+
+from app.db.migrate import upgrade
+from app.settings import get_settings
+from workers import fetch
+
+REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TOKEN = "s3cret-admin-token"
+
+
+def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[TestClient]:
+    monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PAPERSHELF_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PAPERSHELF_REDIS_URL", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(f"PAPERSHELF_{key}", value)
+    get_settings.cache_clear()
+    upgrade(get_settings().database_url_resolved)
+    from app.main import app
+
+    with TestClient(app) as client:
+        yield client
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"papershelf-test:fetch:{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue: str) -> Iterator[TestClient]:
+    yield from make(
+        tmp_path, monkeypatch, ADMIN_TOKEN=TOKEN, REDIS_URL=REDIS_URL, FETCH_QUEUE=queue
+    )
+
+
+def queued(queue: str) -> int:
+    async def go() -> int:
+        pool = await create_pool(fetch.redis_settings(REDIS_URL))
+        try:
+            return int(await pool.zcard(queue))
+        finally:
+            await pool.delete(queue)
+            await pool.aclose()
+
+    return asyncio.run(go())
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_queues_a_category_once_and_ids(client: TestClient, queue: str) -> None:
+    first = client.post("/api/v1/admin/fetch", json={"category": "cs.cl"}, headers=AUTH)
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "queued" and first.json()["job"] == "fetch_listing"
+    again = client.post("/api/v1/admin/fetch", json={"category": "cs.CL"}, headers=AUTH)
+    assert again.json()["status"] == "already-queued"
+    ids = client.post("/api/v1/admin/fetch", json={"ids": ["arXiv:2401.00001v2"]}, headers=AUTH)
+    assert ids.status_code == 202 and ids.json()["job"] == "fetch_ids"
+    assert queued(queue) == 2
+
+
+def test_bad_requests_are_4xx(client: TestClient) -> None:
+    post = client.post
+    assert post("/api/v1/admin/fetch", json={"category": "cs.CL"}).status_code == 401
+    assert (
+        post("/api/v1/admin/fetch", json={"category": "cs.NOPE"}, headers=AUTH).status_code == 400
+    )
+    assert post("/api/v1/admin/fetch", json={"ids": ["abc"]}, headers=AUTH).status_code == 400
+    both = post(
+        "/api/v1/admin/fetch", json={"ids": ["2401.00001"], "category": "cs.CL"}, headers=AUTH
+    )
+    assert both.status_code == 400
+    assert both.json()["error"]["code"] == "bad_request"
+
+
+def test_without_redis_it_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for client in make(tmp_path, monkeypatch, ADMIN_TOKEN=TOKEN):
+        r = client.post("/api/v1/admin/fetch", json={"category": "cs.CL"}, headers=AUTH)
+        assert r.status_code == 503
+        assert "Redis" in r.json()["error"]["message"]
