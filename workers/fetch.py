@@ -25,7 +25,7 @@ import redis.exceptions
 from arq import Retry, cron
 from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry as AsyncRetry
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from app.db import runs, store
 from app.db.engine import get_engine
@@ -111,16 +111,7 @@ def _write_listing(engine: Engine, run_id: int, category: str, page: ParsedPage)
             runs.record_day_check(
                 conn, category=category, day=page.day, feed_count=feed_count, stored_count=stored
             )
-        runs.finish_run(
-            conn,
-            run_id,
-            status="ok",
-            fetched=len(page.papers),
-            inserted=counts.inserted,
-            updated=counts.updated,
-            unchanged=counts.unchanged,
-            announcements=counts.announcements,
-        )
+        _finish_ok(conn, run_id, page, counts)
     return {
         "day": page.day.isoformat() if page.day else None,
         "fetched": len(page.papers),
@@ -149,18 +140,23 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
     return await _db(_write_listing, engine, run_id, category, page)
 
 
+def _finish_ok(conn: Connection, run_id: int, page: ParsedPage, counts: store.UpsertCounts) -> None:
+    runs.finish_run(
+        conn,
+        run_id,
+        status="ok",
+        fetched=len(page.papers),
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        announcements=counts.announcements,
+    )
+
+
 def _write_papers(engine: Engine, run_id: int, page: ParsedPage) -> dict[str, Any]:
     with engine.begin() as conn:
         counts = store.upsert_papers(conn, page.papers)
-        runs.finish_run(
-            conn,
-            run_id,
-            status="ok",
-            fetched=len(page.papers),
-            inserted=counts.inserted,
-            updated=counts.updated,
-            unchanged=counts.unchanged,
-        )
+        _finish_ok(conn, run_id, page, counts)
     return {"fetched": len(page.papers), "inserted": counts.inserted, "updated": counts.updated}
 
 
