@@ -5,7 +5,7 @@
   "use strict";
 
   var KEY = { stars: "papershelf.stars", read: "papershelf.read", theme: "papershelf.theme",
-              hideRead: "papershelf.hideRead" };
+              hideRead: "papershelf.hideRead", keywords: "papershelf.keywords" };
   var THEMES = ["auto", "dark", "light"];
 
   // --- storage ------------------------------------------------------------------------
@@ -394,7 +394,10 @@
       save(key, s);
     }
     if (Array.isArray(data)) merge(KEY.stars, data);
-    else if (data && typeof data === "object") { merge(KEY.stars, data.stars); merge(KEY.read, data.read); }
+    else if (data && typeof data === "object") {
+      merge(KEY.stars, data.stars); merge(KEY.read, data.read);
+      if (typeof data.keywords === "string" && data.keywords.length <= 500) save(KEY.keywords, data.keywords);
+    }
     else throw new Error("not a Papershelf export");
     return added;
   }
@@ -414,7 +417,8 @@
     root.hidden = false;
     root.querySelector("[data-starred-download]").addEventListener("click", function () {
       var blob = new Blob([JSON.stringify({ papershelf: 1, exported: new Date().toISOString(),
-        stars: starredIds(), read: Object.keys(idSet(KEY.read)) }, null, 2)], { type: "application/json" });
+        stars: starredIds(), read: Object.keys(idSet(KEY.read)),
+        keywords: load(KEY.keywords, "") }, null, 2)], { type: "application/json" });
       var a = el("a", { href: URL.createObjectURL(blob), download: "papershelf-stars.json" });
       document.body.appendChild(a);
       a.click();
@@ -522,8 +526,20 @@
   }
 
   // --- start --------------------------------------------------------------------------
+  // Preference keywords (the listing's "keywords" sort) live in this browser: remembered
+  // when applied, pre-filled on every listing, exported with the stars.
+  function preferenceKeywords() {
+    $$("form.sort").forEach(function (form) {
+      var input = form.querySelector('input[name="kw"]');
+      if (!input) return;
+      if (!input.value) input.value = load(KEY.keywords, "");
+      form.addEventListener("submit", function () { save(KEY.keywords, input.value.trim()); });
+    });
+  }
+
   function init() {
     cards().forEach(enhanceCard);
+    preferenceKeywords();
     if (cards().length) buildFilterBar();
     buildTools();
     var starred = document.querySelector("[data-starred]");

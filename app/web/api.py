@@ -596,6 +596,80 @@ def api_days(
     return _cached(request, out, LISTING_CACHE)
 
 
+class ListingSectionOut(BaseModel):
+    key: str
+    title: str
+    count: int
+    papers: list[dict[str, Any]]
+
+
+class ListingOut(BaseModel):
+    expression: str
+    day: date | None
+    previous_day: date | None
+    next_day: date | None
+    summary: str
+    total: int
+    sort: str
+    sections: list[ListingSectionOut]
+
+
+@router.get(
+    "/listings/{expression}",
+    tags=["listings"],
+    response_model=ListingOut,
+    responses={**NOT_MODIFIED, 400: _err("Invalid expression, date, sort or keywords")},
+)
+def api_listing(
+    request: Request,
+    conn: ConnDep,
+    expression: Annotated[str, Path(max_length=500, description="e.g. cs.AI+cs.LG-cs.CY")],
+    day: Annotated[date | None, Query(alias="date", description="default: latest day")] = None,
+    sort: Annotated[Literal["order", "popularity", "keywords"], Query()] = "order",
+    kw: Annotated[str, Query(max_length=500, description="comma-separated keywords")] = "",
+) -> Response:
+    """A day's list for a category expression (`,`/`+` union, `-` exclusion, archives
+    expand, aliases merge): each paper once, in sections new / cross-lists / replacements."""
+    from app.listing import (
+        InvalidExpression,
+        day_listing,
+        latest_day,
+        next_day,
+        parse_expression,
+        parse_keywords,
+        previous_day,
+    )
+
+    try:
+        expr = parse_expression(expression)
+    except InvalidExpression as exc:
+        raise HTTPException(400, str(exc)) from None
+    shown = day or latest_day(conn, expr)
+    keywords = parse_keywords(kw)
+    listing = day_listing(conn, expr, shown, sort=sort, keywords=keywords) if shown else None
+    if day is not None and (listing is None or listing.total == 0):
+        raise HTTPException(404, f"no papers for {expr.canonical()} were announced on {day}")
+    out = ListingOut(
+        expression=expr.canonical(),
+        day=shown,
+        previous_day=previous_day(conn, expr, shown) if shown else None,
+        next_day=next_day(conn, expr, shown) if shown else None,
+        summary=listing.summary if listing else "0 papers",
+        total=listing.total if listing else 0,
+        sort=sort,
+        sections=[
+            ListingSectionOut(
+                key=sec.key,
+                title=sec.title,
+                count=sec.count,
+                papers=[p.to_json() for p in sec.papers],
+            )
+            for sec in (listing.sections if listing else [])
+        ],
+    )
+    return _cached(request, out, LISTING_CACHE)
+
+
 # --- venues -----------------------------------------------------------------------------
 
 VenueName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]

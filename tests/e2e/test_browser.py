@@ -232,3 +232,14 @@ def test_pages_work_without_javascript(browser: Any, base_url: str) -> None:
         assert "page needs JavaScript" in " ".join(page.content().split())
     finally:
         ctx.close()
+
+
+def test_preference_keywords_are_remembered(context: Any, base_url: str) -> None:
+    page, errors = open_page(context, f"{base_url}/arxiv/cs.CL")
+    page.fill('form.sort input[name="kw"]', "diffusion, agents")
+    page.select_option('form.sort select[name="sort"]', "keywords")
+    with page.expect_navigation():
+        page.click('form.sort button[type="submit"], form.sort input[type="submit"]')
+    other, more = open_page(context, f"{base_url}/arxiv/cs.CV")
+    expect(other.locator('form.sort input[name="kw"]')).to_have_value("diffusion, agents")
+    assert errors == [] and more == []

@@ -448,3 +448,18 @@ def test_listing_etag_304_and_invalidation(client: TestClient) -> None:
     assert "Sparse attention, revised" in changed.text
     # Popularity order follows every click, so it is never cached.
     assert "etag" not in client.get("/arxiv/cs.CL+cs.LG", params={"sort": "popularity"}).headers
+
+
+def test_api_day_listing_for_an_expression(client: TestClient) -> None:
+    r = client.get("/api/v1/listings/cs.CL+cs.LG")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["expression"] == "cs.CL+cs.LG" and body["day"] == "2026-03-03"
+    assert body["summary"] == "2 papers, 2 new" and body["previous_day"] == "2026-03-02"
+    ids = [p["arxiv_id"] for s in body["sections"] for p in s["papers"]]
+    assert len(ids) == len(set(ids)) == 2
+    again = client.get("/api/v1/listings/cs.CL+cs.LG", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+    assert client.get("/api/v1/listings/cs.NOPE").json()["error"]["code"] == "bad_request"
+    assert client.get("/api/v1/listings/cs.CL", params={"date": "2026-13-01"}).status_code == 422
+    assert client.get("/api/v1/listings/cs.CL", params={"date": "2020-01-01"}).status_code == 404
