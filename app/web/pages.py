@@ -418,7 +418,7 @@ def _papers_page(request: Request, conn: ConnDep, ids: list[str], raw_wait: str 
             f"{reason}.",
         )
     refresh = f"/arxiv/{','.join(ids)}?wait={waited + 1}" if fetching else None
-    return TEMPLATES.TemplateResponse(
+    page = TEMPLATES.TemplateResponse(
         request,
         "papers.html",
         {
@@ -432,6 +432,14 @@ def _papers_page(request: Request, conn: ConnDep, ids: list[str], raw_wait: str 
         },
         status_code=202 if not cards else 200,
     )
+    if page.status_code == 200 and not missing:
+        # A complete paper page: validate by its content, so revalidation costs no bytes.
+        etag = '"' + hashlib.sha256(bytes(page.body)).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=300"}
+        if etag in _etags(request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=headers)
+        page.headers.update(headers)
+    return page
 
 
 def _listing_page(

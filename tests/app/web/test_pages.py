@@ -463,3 +463,11 @@ def test_api_day_listing_for_an_expression(client: TestClient) -> None:
     assert client.get("/api/v1/listings/cs.NOPE").json()["error"]["code"] == "bad_request"
     assert client.get("/api/v1/listings/cs.CL", params={"date": "2026-13-01"}).status_code == 422
     assert client.get("/api/v1/listings/cs.CL", params={"date": "2020-01-01"}).status_code == 404
+
+
+def test_paper_page_etag_304(client: TestClient) -> None:
+    first = client.get("/arxiv/2603.00001")
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "public, max-age=300"
+    again = client.get("/arxiv/2603.00001", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
