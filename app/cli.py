@@ -272,8 +272,6 @@ def worker(
     """Run an arq worker for one pool."""
     import logging
 
-    from arq import run_worker
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if pool == "fetch":
         from workers.fetch import WorkerSettings, redis_settings
@@ -281,28 +279,18 @@ def worker(
         raise _fail("the ML pool is not part of this version yet")
     else:
         raise _fail(f"unknown pool {pool!r} (expected fetch or ml)")
+    from arq.worker import get_kwargs
+
+    from workers.fetch import ResilientWorker
+
     _engine()
-    import asyncio
-    import time
-
-    import redis.exceptions
-
-    log = logging.getLogger("papershelf.worker")
-    while True:
-        # arq's WATCH-based job claiming does not retry a dropped connection, so a Redis
-        # restart ends the worker loop; start a fresh one once Redis answers again. Jobs
-        # it was running re-run when their claim expires (they are idempotent).
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        try:
-            run_worker(
-                WorkerSettings,  # type: ignore[arg-type]
-                redis_settings=redis_settings(get_settings().redis_url),
-                burst=burst,
-            )
-            return
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            log.warning("lost Redis (%s); restarting the worker loop in 2 s", exc)
-            time.sleep(2)
+    ResilientWorker(
+        **{
+            **get_kwargs(WorkerSettings),
+            "redis_settings": redis_settings(get_settings().redis_url),
+            "burst": burst,
+        }
+    ).run()
 
 
 def _run_job(function: str, *args: object) -> dict:  # type: ignore[type-arg]

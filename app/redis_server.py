@@ -73,7 +73,17 @@ class EmbeddedRedis:
             "--dir", str(self.socket.parent),
             "--loglevel", "warning",
         ]  # fmt: skip
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own session: a terminal's Ctrl+C must not stop Redis before the workers drain;
+        # whoever started it stops it (and it gets SIGTERM if that process dies).
+        from app.supervisor import die_with_parent
+
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -36,9 +36,35 @@ class Child:
     started_at: float = field(default=0.0)
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, env=env)
+        self.process = subprocess.Popen(
+            self.argv, env=env, start_new_session=True, preexec_fn=die_with_parent
+        )
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
+
+
+def _load_prctl():  # type: ignore[no-untyped-def]
+    # Looked up once in the parent: nothing may be imported between fork and exec.
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child, before exec (children also get their own session): a terminal's Ctrl+C
+    reaches only the supervisor, which stops them in order (workers first, Redis last), and
+    they get SIGTERM if the supervisor dies, so a killed supervisor leaves no orphans."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def ml_available() -> bool:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 import redis.backoff
 import redis.exceptions
-from arq import Retry, cron
+from arq import Retry, Worker, cron
 from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry as AsyncRetry
 from sqlalchemy import Connection, Engine
@@ -342,6 +342,19 @@ def scoped_job_id(settings: Settings, job_id: str) -> str:
     """arq job ids are global in a Redis database; prefixing the queue keeps deployments (and
     test runs) that share one Redis from swallowing each other's jobs."""
     return f"{settings.fetch_queue}:{job_id}"
+
+
+class ResilientWorker(Worker):
+    """An arq worker that rides out a Redis restart: arq claims jobs with a WATCH pipeline,
+    which redis-py does not retry, so a dropped connection would end the poll loop. Here a
+    failed poll is logged and retried after a pause; signals and shutdown stay arq's own."""
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            log.warning("Redis unavailable (%s); polling again in 2 s", exc)
+            await asyncio.sleep(2)
 
 
 def ids_job_id(ids: list[str]) -> str:
