@@ -337,7 +337,7 @@ def fetch(
             ids = [i for i, _v in split_id_list(category)]
         except InvalidArxivId as exc:
             raise _fail(f"{category!r} is neither a known category nor arXiv ids: {exc}") from None
-        function, args, job_id = "fetch_ids", (ids,), jobs.ids_job_id(ids)
+        request = jobs.ids_request(ids)
     elif date_from:
         try:
             d_from = date.fromisoformat(date_from)
@@ -346,38 +346,24 @@ def fetch(
             raise _fail(f"invalid date: {exc}") from None
         if d_until < d_from:
             raise _fail("--until is before --from")
-        set_spec = jobs.oai_set(canonical)
-        args = (set_spec, d_from.isoformat(), d_until.isoformat())
-        function, job_id = "backfill", jobs.harvest_key(*args)
+        request = jobs.backfill_request(jobs.oai_set(canonical), d_from, d_until)
     else:
-        function, args = "fetch_listing", (canonical,)
-        job_id = f"rss:{canonical}:manual:{int(__import__('time').time() // 60)}"
+        request = jobs.listing_request(canonical)
     _engine()
     if now:
         try:
-            result = _run_job(function, *args)
+            result = _run_job(request.function, *request.args)
         except Exception as exc:
             raise _fail(f"{type(exc).__name__}: {exc}") from None
         out.print_json(json.dumps(result, default=str))
         return
-
-    async def enqueue() -> str | None:
-        from arq import create_pool
-
-        redis = await create_pool(jobs.redis_settings(get_settings().redis_url))
-        try:
-            job = await redis.enqueue_job(
-                function,
-                *args,
-                _job_id=jobs.scoped_job_id(get_settings(), job_id),
-                _queue_name=get_settings().fetch_queue,
-            )
-            return job.job_id if job else None
-        finally:
-            await redis.aclose()
-
-    queued = asyncio.run(enqueue())
-    out.print(f"queued {function} as {job_id}" if queued else f"{job_id} is already queued")
+    settings = get_settings()
+    try:
+        queued = asyncio.run(jobs.enqueue(settings, request))
+    except jobs.QueueUnavailable as exc:
+        raise _fail(f"cannot queue {request.function}: {exc}; use --now to run it here") from None
+    job_id = jobs.scoped_job_id(settings, request.job_id)
+    out.print(f"queued {request.function} as {job_id}" if queued else f"{job_id} is already queued")
 
 
 @cli.command()

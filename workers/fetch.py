@@ -15,14 +15,16 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import redis.backoff
 import redis.exceptions
-from arq import Retry, Worker, cron
+from arq import Retry, Worker, create_pool, cron
 from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry as AsyncRetry
 from sqlalchemy import Connection, Engine
@@ -40,6 +42,7 @@ from workers.politeness import RedisRateLimiter
 log = logging.getLogger("papershelf.fetch")
 
 MAX_TRIES = 5
+QUICK_TIMEOUT_S = 3
 # Failures worth another try later: arXiv down, a body it garbled, an expired token.
 RETRYABLE = (UpstreamUnavailable, DocumentError, UpstreamError, UpstreamHTTPError)
 T = TypeVar("T")
@@ -360,6 +363,71 @@ class ResilientWorker(Worker):
 def ids_job_id(ids: list[str]) -> str:
     digest = hashlib.sha1(",".join(sorted(ids)).encode()).hexdigest()[:16]
     return f"ids:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A fetch job to queue from outside a worker (CLI, admin API, a page)."""
+
+    function: str
+    args: tuple[Any, ...]
+    job_id: str  # before `scoped_job_id`
+
+
+def listing_request(category: str) -> JobRequest:
+    # One id per minute: a manual re-fetch collapses with itself, not with yesterday's.
+    return JobRequest(
+        "fetch_listing", (category,), f"rss:{category}:manual:{int(time.time() // 60)}"
+    )
+
+
+def ids_request(ids: list[str]) -> JobRequest:
+    keys = sorted(set(ids))
+    return JobRequest("fetch_ids", (keys,), ids_job_id(keys))
+
+
+def backfill_request(set_spec: str, date_from: date, date_until: date) -> JobRequest:
+    args = (set_spec, date_from.isoformat(), date_until.isoformat())
+    return JobRequest("backfill", args, harvest_key(*args))
+
+
+class QueueUnavailable(RuntimeError):
+    """No Redis is configured, or it did not answer."""
+
+
+async def enqueue(settings: Settings, request: JobRequest, *, quick: bool = False) -> bool:
+    """Queue `request` on the fetch pool; False when the same job is already queued.
+    `quick` is for web requests, which must not hang on a dead Redis: no reconnect attempts,
+    short timeouts. Raises QueueUnavailable instead of a driver error."""
+    if not settings.redis_url:
+        raise QueueUnavailable("no Redis is configured (PAPERSHELF_REDIS_URL)")
+    rs = redis_settings(settings.redis_url)
+    if quick:
+        rs = replace(
+            rs,
+            conn_timeout=QUICK_TIMEOUT_S,
+            conn_retries=0,
+            retry=None,
+            retry_on_timeout=False,
+            retry_on_error=None,
+        )
+    try:
+        pool = await asyncio.wait_for(create_pool(rs), QUICK_TIMEOUT_S + 1 if quick else None)
+        try:
+            job = await asyncio.wait_for(
+                pool.enqueue_job(
+                    request.function,
+                    *request.args,
+                    _job_id=scoped_job_id(settings, request.job_id),
+                    _queue_name=settings.fetch_queue,
+                ),
+                QUICK_TIMEOUT_S if quick else None,
+            )
+        finally:
+            await pool.aclose()
+    except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+        raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
+    return job is not None
 
 
 class WorkerSettings:

@@ -17,7 +17,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -817,8 +816,6 @@ async def api_admin_fetch(request: Request, body: FetchIn, settings: SettingsDep
     API), queued for the fetch pool. Needs the admin bearer token."""
     if (denied := _admin_denied(request, settings)) is not None:
         return denied
-    from arq import create_pool
-
     from workers import fetch as jobs
 
     if (body.category is None) == (body.ids is None):
@@ -827,29 +824,21 @@ async def api_admin_fetch(request: Request, body: FetchIn, settings: SettingsDep
         category = get_taxonomy().canonical(body.category)
         if category is None:
             return error_response(400, "bad_request", f"unknown category {body.category!r}")
-        function, args = "fetch_listing", (category,)
-        job_id = f"rss:{category}:admin:{int(time.time() // 60)}"
+        request = jobs.listing_request(category)
     else:
         try:
-            ids = sorted({parse_arxiv_id(i)[0] for i in body.ids or []})
+            ids = [parse_arxiv_id(i)[0] for i in body.ids or []]
         except InvalidArxivId as exc:
             return error_response(400, "bad_request", str(exc))
         if not ids:
             return error_response(400, "bad_request", "'ids' is empty")
-        function, args, job_id = "fetch_ids", (ids,), jobs.ids_job_id(ids)
-    if not settings.redis_url:
-        return error_response(503, "no_queue", "no Redis is configured (PAPERSHELF_REDIS_URL)")
-    scoped = jobs.scoped_job_id(settings, job_id)
+        request = jobs.ids_request(ids)
     try:
-        rs = jobs.redis_settings(settings.redis_url)
-        rs.conn_retries = 0
-        pool = await create_pool(rs)
-    except Exception as exc:  # unreachable Redis: say so, never a 500
-        return error_response(503, "no_queue", f"Redis is unreachable: {type(exc).__name__}")
-    try:
-        job = await pool.enqueue_job(
-            function, *args, _job_id=scoped, _queue_name=settings.fetch_queue
-        )
-    finally:
-        await pool.aclose()
-    return FetchOut(status="queued" if job else "already-queued", job=function, job_id=scoped)
+        queued = await jobs.enqueue(settings, request, quick=True)
+    except jobs.QueueUnavailable as exc:  # never a 500: say why
+        return error_response(503, "no_queue", str(exc))
+    return FetchOut(
+        status="queued" if queued else "already-queued",
+        job=request.function,
+        job_id=jobs.scoped_job_id(settings, request.job_id),
+    )

@@ -7,8 +7,6 @@ parameters as plain strings that they validate themselves.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import hashlib
 import re
 import threading
@@ -71,7 +69,6 @@ CALENDAR_DAYS = 366  # how far back the day list beside a listing reaches
 # every FETCH_REFRESH_S seconds, at most FETCH_MAX_WAITS times (arXiv may not know an id).
 FETCH_REFRESH_S = 5
 FETCH_MAX_WAITS = 24
-REDIS_TIMEOUT_S = 2.0
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -362,35 +359,14 @@ async def enqueue_fetch_ids(settings: Settings, ids: list[str]) -> str | None:
     no connection retries, short timeouts."""
     if not settings.redis_url:
         return "on-demand fetching is off here: no Redis is configured (PAPERSHELF_REDIS_URL)"
-    from arq import create_pool
+    from workers.fetch import QueueUnavailable, enqueue, ids_request
 
-    from workers.fetch import ids_job_id, redis_settings, scoped_job_id
-
-    rs = dataclasses.replace(
-        redis_settings(settings.redis_url),
-        conn_timeout=int(REDIS_TIMEOUT_S),
-        conn_retries=0,
-        retry=None,
-        retry_on_timeout=False,
-        retry_on_error=None,
-    )
     try:
-        pool = await asyncio.wait_for(create_pool(rs), REDIS_TIMEOUT_S + 1)
-        try:
-            await asyncio.wait_for(
-                pool.enqueue_job(
-                    "fetch_ids",
-                    sorted(ids),
-                    _job_id=scoped_job_id(settings, ids_job_id(ids)),
-                    _queue_name=settings.fetch_queue,
-                ),
-                REDIS_TIMEOUT_S,
-            )
-        finally:
-            await pool.aclose()
-    except Exception as exc:  # unreachable, refused, timed out, misconfigured
+        await enqueue(settings, ids_request(ids), quick=True)
+    except QueueUnavailable as exc:  # unreachable, refused, timed out
         where = _redis_where(settings.redis_url)
-        return f"the fetch queue (Redis at {where}) is unreachable ({type(exc).__name__})"
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "no answer"
+        return f"the fetch queue (Redis at {where}) is unreachable ({cause})"
     return None
 
 

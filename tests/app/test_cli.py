@@ -223,3 +223,20 @@ def test_truncated_gzip_keeps_whole_pages_and_says_so(
     # Re-importing the intact file completes it without duplicates.
     assert run("import", str(sample)).exit_code == 0
     assert stats_json()["papers"] == 300
+
+
+def test_fetch_enqueues_once_and_needs_a_queue(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    no_redis = CliRunner().invoke(cli, ["fetch", "cs.CL"])
+    assert no_redis.exit_code == 1 and "no Redis is configured" in no_redis.output
+    monkeypatch.setenv(
+        "PAPERSHELF_REDIS_URL",
+        os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+    monkeypatch.setenv("PAPERSHELF_FETCH_QUEUE", f"papershelf-test:fetch:{uuid.uuid4().hex}")
+    get_settings.cache_clear()
+    first = run("fetch", "2401.00001,2401.00002")
+    assert first.exit_code == 0 and "queued fetch_ids" in first.output
+    again = run("fetch", "2401.00002,arXiv:2401.00001v3")  # same ids, other spelling
+    assert "already queued" in again.output
