@@ -116,3 +116,28 @@ def engine(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_engine")
     return request.getfixturevalue("pg_engine")
+
+
+# --- the app's settings ----------------------------------------------------------------
+
+
+@pytest.fixture
+def site_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Point the shared Settings at a fresh, migrated SQLite store in this test's own data
+    dir (no Redis unless given), with any extra PAPERSHELF_* variables: call it with them."""
+    from app.db.migrate import upgrade
+    from app.settings import Settings, get_settings
+
+    def configure(**env: str) -> Settings:
+        monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path))
+        monkeypatch.delenv("PAPERSHELF_DATABASE_URL", raising=False)
+        monkeypatch.delenv("PAPERSHELF_REDIS_URL", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(f"PAPERSHELF_{key}", value)
+        get_settings.cache_clear()
+        settings = get_settings()
+        upgrade(settings.database_url_resolved)
+        return settings
+
+    yield configure
+    get_settings.cache_clear()

@@ -5,34 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from arq import create_pool
 from fastapi.testclient import TestClient
 
-from app.db.migrate import upgrade
-from app.settings import get_settings
+from app.settings import Settings
 from workers import fetch
 
 REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "s3cret-admin-token"
 
 
-def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[TestClient]:
-    monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("PAPERSHELF_DATABASE_URL", raising=False)
-    monkeypatch.delenv("PAPERSHELF_REDIS_URL", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(f"PAPERSHELF_{key}", value)
-    get_settings.cache_clear()
-    upgrade(get_settings().database_url_resolved)
+def make(site_settings: Callable[..., Settings], **env: str) -> Iterator[TestClient]:
+    site_settings(**env)
     from app.main import app
 
     with TestClient(app) as client:
         yield client
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -41,10 +32,8 @@ def queue() -> str:
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue: str) -> Iterator[TestClient]:
-    yield from make(
-        tmp_path, monkeypatch, ADMIN_TOKEN=TOKEN, REDIS_URL=REDIS_URL, FETCH_QUEUE=queue
-    )
+def client(site_settings: Callable[..., Settings], queue: str) -> Iterator[TestClient]:
+    yield from make(site_settings, ADMIN_TOKEN=TOKEN, REDIS_URL=REDIS_URL, FETCH_QUEUE=queue)
 
 
 def queued(queue: str) -> int:
@@ -87,8 +76,8 @@ def test_bad_requests_are_4xx(client: TestClient) -> None:
     assert both.json()["error"]["code"] == "bad_request"
 
 
-def test_without_redis_it_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for client in make(tmp_path, monkeypatch, ADMIN_TOKEN=TOKEN):
+def test_without_redis_it_says_so(site_settings: Callable[..., Settings]) -> None:
+    for client in make(site_settings, ADMIN_TOKEN=TOKEN):
         r = client.post("/api/v1/admin/fetch", json={"category": "cs.CL"}, headers=AUTH)
         assert r.status_code == 503
         assert "Redis" in r.json()["error"]["message"]

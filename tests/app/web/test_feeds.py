@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from xml.etree import ElementTree
 
 import feedparser
 import pytest
 from fastapi.testclient import TestClient
 
+from app.settings import Settings
 from tests.app.web.test_pages import EVIL_TITLE, make_client
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    yield from make_client(tmp_path, monkeypatch)
+def client(site_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    yield from make_client(site_settings)
 
 
 def fetch_feed(client: TestClient, url: str) -> feedparser.FeedParserDict:

@@ -4,18 +4,18 @@ expression server-side; papershelf.js only enhances it)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.settings import Settings
 from tests.app.web.test_pages import assert_html, make_client
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    yield from make_client(tmp_path, monkeypatch)
+def client(site_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    yield from make_client(site_settings)
 
 
 def test_home_keeps_its_features(client: TestClient) -> None:

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.db import store
 from app.db.engine import make_engine
-from app.db.migrate import upgrade
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord
 from app.settings import get_settings
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("PAPERSHELF_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    url = get_settings().database_url_resolved
-    upgrade(url)
-    engine = make_engine(url)
+def client(site_settings):  # type: ignore[no-untyped-def]
+    engine = make_engine(site_settings().database_url_resolved)
     with engine.begin() as conn:
         store.upsert_papers(
             conn,

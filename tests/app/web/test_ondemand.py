@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.db.engine import make_engine
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from tests.app.web.test_pages import assert_html, make_client
 from tests.conftest import need
 
@@ -38,15 +38,13 @@ def queue() -> Iterator[str]:
             r.delete(*found)
 
 
-def _client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[TestClient]:
-    for key, value in env.items():
-        monkeypatch.setenv(f"PAPERSHELF_{key.upper()}", value)
-    yield from make_client(tmp_path, monkeypatch)
+def _client(site_settings: Callable[..., Settings], **env: str) -> Iterator[TestClient]:
+    yield from make_client(lambda: site_settings(**{k.upper(): v for k, v in env.items()}))
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue: str) -> Iterator[TestClient]:
-    yield from _client(tmp_path, monkeypatch, redis_url=REDIS_URL, fetch_queue=queue)
+def client(site_settings: Callable[..., Settings], queue: str) -> Iterator[TestClient]:
+    yield from _client(site_settings, redis_url=REDIS_URL, fetch_queue=queue)
 
 
 def queued(queue: str) -> list[tuple[str, tuple, str | None]]:
@@ -104,9 +102,8 @@ def test_refreshing_stops_after_a_while(client: TestClient, queue: str) -> None:
     assert queued(queue) == []
 
 
-def test_without_redis_the_page_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PAPERSHELF_REDIS_URL", raising=False)
-    gen = _client(tmp_path, monkeypatch)
+def test_without_redis_the_page_says_why(site_settings: Callable[..., Settings]) -> None:
+    gen = _client(site_settings)
     client = next(gen)
     try:
         page = assert_html(client.get("/arxiv/2501.99999"), 404)
@@ -119,9 +116,9 @@ def test_without_redis_the_page_says_why(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_unreachable_redis_is_a_quick_404(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue: str
+    site_settings: Callable[..., Settings], queue: str
 ) -> None:
-    gen = _client(tmp_path, monkeypatch, redis_url=DEAD_REDIS, fetch_queue=queue)
+    gen = _client(site_settings, redis_url=DEAD_REDIS, fetch_queue=queue)
     client = next(gen)
     try:
         started = time.monotonic()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,9 +19,8 @@ from fastapi.testclient import TestClient
 
 from app.db import store
 from app.db.engine import make_engine
-from app.db.migrate import upgrade
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord, VenuePaperRecord
-from app.settings import get_settings
+from app.settings import Settings
 from app.web import pages
 
 D1, D2 = date(2026, 3, 2), date(2026, 3, 3)
@@ -100,13 +99,8 @@ def seed_records() -> list[PaperRecord]:
     ]
 
 
-def make_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("PAPERSHELF_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    url = get_settings().database_url_resolved
-    upgrade(url)
-    engine = make_engine(url)
+def make_client(site_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    engine = make_engine(site_settings().database_url_resolved)
     with engine.begin() as conn:
         store.upsert_papers(conn, seed_records())
         store.upsert_venue(
@@ -137,12 +131,11 @@ def make_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tes
     engine.dispose()
     with TestClient(site_app()) as c:
         yield c
-    get_settings.cache_clear()
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    yield from make_client(tmp_path, monkeypatch)
+def client(site_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    yield from make_client(site_settings)
 
 
 def assert_html(r, status: int = 200) -> str:  # type: ignore[no-untyped-def]
@@ -357,7 +350,9 @@ def test_stylesheet_and_index(client: TestClient) -> None:
 REAL_DAY = "2025-09-17"
 
 
-def test_real_day(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_day(
+    shared_data: Path, tmp_path: Path, site_settings: Callable[..., Settings]
+) -> None:
     """One real listing day (~200 cs papers) imported from the shared sample."""
     source = shared_data / "arxiv" / "papers_cs_2025-08-05_2026-07-01.jsonl.gz"
     lines = []
@@ -374,9 +369,7 @@ def test_real_day(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     records = [json.loads(line) for line in lines]
     expected = {r["id"] for r in records if "cs.CL" in r["categories"]}
 
-    db_dir = tmp_path / "db"
-    db_dir.mkdir()
-    gen = make_client(db_dir, monkeypatch)
+    gen = make_client(site_settings)
     client = next(gen)
     try:
         from app.importer import import_file
