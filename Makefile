@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ml]"
 	touch $(STAMP)
 
 ## Install, migrate, and run the site with its workers (SQLite and an embedded Redis by default).
@@ -29,6 +29,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(ARGS)
 	$(BIN)/python -m bench.fetch $(ARGS)
+	$(BIN)/python -m bench.summarizer_quality $(ARGS)
+	$(BIN)/python -m bench.summarizer_speed $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -146,9 +146,30 @@ def import_(
 
 
 @cli.command()
-def reindex() -> None:
+def reindex(
+    summaries: Annotated[
+        bool,
+        typer.Option(
+            "--summaries",
+            help="Instead: back-fill TL;DRs, queueing ML-pool jobs for the papers that lack a "
+            "current one, newest first.",
+        ),
+    ] = False,
+    inline: Annotated[
+        bool,
+        typer.Option(help="With --summaries: summarise here (ML extra and checkpoint needed)."),
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="With --summaries: at most this many papers.")
+    ] = None,
+) -> None:
     """Rebuild the search index, re-link venue papers, and build the TF-IDF keywords behind
-    [Related]."""
+    [Related]; or, with --summaries, back-fill TL;DRs."""
+    if (inline or limit is not None) and not summaries:
+        raise _fail("--inline and --limit go with --summaries")
+    if summaries:
+        _reindex_summaries(inline=inline, limit=limit)
+        return
     from app import related
     from app.db import store
     from app.search.backend import backend_for
@@ -161,6 +182,105 @@ def reindex() -> None:
     with engine.begin() as conn:
         built = related.build(conn)
     out.print(f"related-paper keywords built for {built} papers")
+
+
+def _reindex_summaries(*, inline: bool, limit: int | None) -> None:
+    """`reindex --summaries`: queue `summarize_ids` jobs (or run them here with --inline)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from app import summaries as tldrs
+    from app.supervisor import ml_unavailable
+
+    settings = get_settings()
+    engine = _engine()
+    if inline:
+        if reason := ml_unavailable(settings):
+            raise _fail(reason)
+        # Only now, with torch and a checkpoint known to be there: app.cli stays torch-free.
+        from ml.worker import summarize_inline
+
+        with Progress(
+            TextColumn("TL;DRs"),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        ) as progress:
+            task = progress.add_task("tldr", total=limit)
+            done = summarize_inline(
+                settings, engine, limit=limit, on_batch=lambda n: progress.advance(task, n)
+            )
+        out.print(
+            f"{done['pending']} papers lacked a current TL;DR from {done['model']}; "
+            f"{done['written']} written",
+            markup=False,
+        )
+        return
+    if not settings.redis_url:
+        raise _fail(
+            "no Redis is configured (PAPERSHELF_REDIS_URL) to queue TL;DR jobs on; "
+            "use --inline to summarise here"
+        )
+    from arq import create_pool
+    from redis.exceptions import RedisError
+
+    from workers import fetch as jobs
+    from workers import summaries as ml_jobs
+
+    per_job = ml_jobs.ids_per_job(settings)
+
+    async def queue_jobs() -> tuple[str | None, bool, tldrs.PendingCounts, int, int]:
+        redis = await create_pool(jobs.redis_settings(settings.redis_url))
+        try:
+            # The model a running ML worker announced; without one, TL;DRs of any model
+            # count as current here (the jobs re-check against the real model anyway).
+            model = await ml_jobs.announced_model(redis, settings)
+            enabled = await ml_jobs.ml_pool_enabled(redis, settings)
+            with engine.connect() as conn:
+                counts = tldrs.pending_counts(conn, model)
+            queued = already = 0
+            start = datetime.now(UTC)
+            with engine.connect() as conn:
+                ids = tldrs.pending_ids(conn, model, limit=limit)
+                for rank, chunk in enumerate(tldrs.batched(ids, per_job)):
+                    request = ml_jobs.ids_request(chunk, rank=rank, start=start)
+                    if await jobs.submit(redis, settings, request) is None:
+                        already += 1
+                    else:
+                        queued += 1
+        finally:
+            await redis.aclose()
+        return model, enabled, counts, queued, already
+
+    try:
+        model, enabled, counts, queued, already = asyncio.run(queue_jobs())
+    except (RedisError, OSError) as exc:
+        raise _fail(f"cannot queue TL;DR jobs: Redis is unreachable ({exc})") from None
+    by_model = (
+        f"{counts.model_version} by a model other than {model}"
+        if model
+        else "no ML worker has announced its model, so older models' TL;DRs are not counted"
+    )
+    out.print(
+        f"{counts.total} papers lack a current TL;DR: {counts.missing} have none, "
+        f"{counts.paper_version} were written for another paper version; {by_model}",
+        markup=False,
+    )
+    out.print(
+        f"queued {queued} summarize_ids job{'s' if queued != 1 else ''} of up to {per_job} "
+        f"papers on {settings.ml_queue}, "
+        f"newest papers first" + (f" ({already} were already queued)" if already else ""),
+        markup=False,
+    )
+    if not enabled:
+        err.print(
+            f"note: no ML worker has announced itself and there is no summarizer checkpoint at "
+            f"{settings.summarizer_path_resolved}: the jobs wait in the queue (for up to "
+            f"{ml_jobs.BACKLOG_EXPIRES.days} days) until `papershelf worker --pool ml` runs",
+            markup=False,
+            highlight=False,
+        )
 
 
 @cli.command()
@@ -266,7 +386,13 @@ def up(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 @cli.command()
 def worker(
-    pool: Annotated[str, typer.Option(help="Which pool: fetch (or ml, with the ML extra).")],
+    pool: Annotated[
+        str,
+        typer.Option(
+            help="Which pool: fetch, ml (the ML extra and a checkpoint) or llm (the FAQ; "
+            "needs PAPERSHELF_LLM_BASE_URL)."
+        ),
+    ],
     burst: Annotated[bool, typer.Option(help="Run queued jobs, then exit.")] = False,
 ) -> None:
     """Run an arq worker for one pool."""
@@ -274,14 +400,22 @@ def worker(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if pool == "fetch":
-        from workers.fetch import WorkerSettings, redis_settings
+        from workers.fetch import WorkerSettings
     elif pool == "ml":
-        raise _fail("the ML pool is not part of this version yet")
+        from app.supervisor import ml_unavailable
+
+        if reason := ml_unavailable(get_settings()):
+            raise _fail(reason)
+        from ml.worker import WorkerSettings  # type: ignore[assignment]
+    elif pool == "llm":
+        if not get_settings().llm_base_url:
+            raise _fail("the LLM pool needs an endpoint: set PAPERSHELF_LLM_BASE_URL")
+        from workers.llm import WorkerSettings  # type: ignore[assignment]
     else:
-        raise _fail(f"unknown pool {pool!r} (expected fetch or ml)")
+        raise _fail(f"unknown pool {pool!r} (expected fetch, ml or llm)")
     from arq.worker import get_kwargs
 
-    from workers.fetch import ResilientWorker
+    from workers.fetch import ResilientWorker, redis_settings
 
     _engine()
     ResilientWorker(
@@ -406,6 +540,23 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             f"{failed['started_at']:%m-%d %H:%M} {failed['error'] or ''}"[:60] if failed else "-",
         )
     out.print(table)
+
+
+@cli.command(
+    "ml",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def ml(ctx: typer.Context) -> None:
+    """Train, evaluate and run the ML models (needs the ML extra): `papershelf ml --help`."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise _fail("the ML commands need the ML extra: pip install -e '.[ml]'")
+    # Imported here, not at the top: the rest of the CLI must not load torch.
+    from ml.cli import main as ml_main
+
+    ml_main(list(ctx.args))
 
 
 def main() -> None:

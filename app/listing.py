@@ -26,14 +26,14 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from app.db.models import Announcement, Paper, PaperCategory, PaperClicks, VenuePaper
+from app.db.models import Announcement, Paper, PaperCategory, PaperClicks
+from app.summaries import shown_tldrs
 from app.taxonomy import get_taxonomy
 
 announcements = Announcement.__table__
 papers = Paper.__table__
 paper_categories = PaperCategory.__table__
 paper_clicks = PaperClicks.__table__
-venue_papers = VenuePaper.__table__
 
 ListingSort = Literal["order", "popularity", "keywords"]
 SORTS: tuple[ListingSort, ...] = ("order", "popularity", "keywords")
@@ -209,8 +209,11 @@ class PaperCard:
     position: int | None = None
     clicks: int = 0
     keyword_hits: list[str] = field(default_factory=list)
-    # A venue's TL;DR for the paper (linked by title), when one is stored.
+    # The TL;DR shown (app.summaries.shown_tldrs): a linked venue paper's, else the ML
+    # pool's; for the pool's, the model that wrote it and the paper version it summarised.
     tldr: str | None = None
+    tldr_model: str | None = None
+    tldr_paper_version: int | None = None
 
     @property
     def abs_url(self) -> str:
@@ -220,12 +223,18 @@ class PaperCard:
     def pdf_url(self) -> str:
         return f"https://arxiv.org/pdf/{self.arxiv_id}"
 
+    @property
+    def tldr_stale(self) -> bool:
+        """A machine TL;DR written for another version of the paper (shown, with a note)."""
+        return self.tldr_model is not None and self.tldr_paper_version != self.version
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = value.isoformat() if hasattr(value, "isoformat") else value
         out["abs_url"], out["pdf_url"] = self.abs_url, self.pdf_url
+        out["tldr_stale"] = self.tldr_stale
         return out
 
 
@@ -262,14 +271,10 @@ def paper_cards(conn: Connection, ids: Sequence[str]) -> dict[str, PaperCard]:
             data["authors"] = list(data["authors"] or [])
             data["categories"] = list(data["categories"] or [])
             out[row.arxiv_id] = PaperCard(**data)
-        tldrs = conn.execute(
-            sa.select(venue_papers.c.arxiv_id, venue_papers.c.tldr)
-            .where(venue_papers.c.arxiv_id.in_(chunk), venue_papers.c.tldr.is_not(None))
-            .order_by(venue_papers.c.venue)
-        )
-        for arxiv_id, tldr in tldrs:
-            if arxiv_id in out and out[arxiv_id].tldr is None and tldr.strip():
-                out[arxiv_id].tldr = tldr
+        for arxiv_id, shown in shown_tldrs(conn, chunk).items():
+            if card := out.get(arxiv_id):
+                card.tldr, card.tldr_model = shown.text, shown.model
+                card.tldr_paper_version = shown.paper_version
     return out
 
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from app import __version__
 from app.db.engine import get_engine
 from app.settings import get_settings
-from app.web import api, feeds, middleware, pages, related
+from app.web import api, faq, feeds, middleware, pages, related
 from app.web.deps import error_response
 
 
@@ -28,6 +28,7 @@ app = FastAPI(title="Papershelf", version=__version__, lifespan=lifespan)
 # First: the API's /papers/{id:path} and the pages' /arxiv/{rest:path} would otherwise
 # swallow the .../related routes.
 app.include_router(related.router)
+app.include_router(faq.router)  # before api/pages too, for the same reason
 app.include_router(api.router)
 app.include_router(feeds.router)
 app.include_router(pages.router)

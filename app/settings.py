@@ -58,6 +58,33 @@ class Settings(BaseSettings):
     # Days without an announcement besides Fridays and Saturdays (ISO dates, comma list).
     arxiv_holidays: Annotated[list[str], NoDecode] = ["2026-11-26", "2026-12-24", "2026-12-31"]
 
+    # The ML pool (summaries). It runs in its own worker processes; nothing else imports torch.
+    ml_queue: str = "papershelf:ml"
+    ml_job_timeout: int = 1800
+    # Papers per summarisation batch (one executor call; the worker heartbeats between them).
+    ml_batch_size: int = 32
+    # A checkpoint directory written by `papershelf ml train-summarizer` (default: under data_dir).
+    summarizer_path: Path | None = None
+    # "auto" picks CUDA when present, else the CPU.
+    summarizer_device: str = "auto"
+    # Beams for the summaries the pool stores (1 = greedy).
+    summarizer_beams: int = 1
+
+    # An OpenAI-compatible chat-completions endpoint for the FAQ (Kimi/Moonshot, vLLM, Ollama…).
+    # Unset base URL: the FAQ button explains that no LLM is configured.
+    llm_base_url: str | None = None
+    llm_model: str = "moonshot-v1-32k"
+    llm_api_key: str | None = None
+    llm_timeout: float = 120.0
+    llm_max_attempts: int = 4
+    llm_max_backoff: float = 60.0
+    llm_temperature: float = 0.3
+    llm_max_tokens: int = 2048
+    # A file holding the FAQ prompt template; unset uses the built-in one shown on /faq/prompt.
+    faq_prompt_path: Path | None = None
+    llm_queue: str = "papershelf:llm"
+    llm_job_timeout: int = 600
+
     @field_validator("categories", "arxiv_holidays", "cors_origins", mode="before")
     @classmethod
     def _split_categories(cls, value: object) -> object:
@@ -70,6 +97,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'papershelf.db').resolve()}"
+
+    @property
+    def summarizer_path_resolved(self) -> Path:
+        return self.summarizer_path or self.data_dir / "models" / "summarizer"
 
 
 @lru_cache

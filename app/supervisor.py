@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.redis_server import EmbeddedRedis
-from app.settings import Settings
+from app.settings import Settings, get_settings
+from app.summaries import checkpoint_present, missing_checkpoint
 
 log = logging.getLogger("papershelf.up")
 
@@ -67,21 +68,34 @@ def die_with_parent() -> None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def ml_available() -> bool:
-    return (
-        importlib.util.find_spec("torch") is not None
-        and importlib.util.find_spec("ml.worker") is not None
-    )
+def ml_unavailable(settings: Settings) -> str | None:
+    """Why the ML worker cannot run here (no torch, no checkpoint), or None when it can.
+    Checked without importing torch or the model."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("ml.worker") is None:
+        return "the ML pool needs the ML extra: pip install -e '.[ml]'"
+    if not checkpoint_present(settings.summarizer_path_resolved):
+        return missing_checkpoint(settings.summarizer_path_resolved)
+    return None
 
 
-def children(host: str, port: int) -> list[Child]:
+def ml_available(settings: Settings | None = None) -> bool:
+    return ml_unavailable(settings or get_settings()) is None
+
+
+def children(host: str, port: int, settings: Settings | None = None) -> list[Child]:
     cli = [sys.executable, "-m", "app.cli"]
     procs = [
         Child("web", [*cli, "serve", "--host", host, "--port", str(port), "--no-migrate"]),
         Child("fetch worker", [*cli, "worker", "--pool", "fetch"]),
     ]
-    if ml_available():
+    # Without torch or a checkpoint the ML worker would only exit and be restarted forever.
+    if (reason := ml_unavailable(settings or get_settings())) is None:
         procs.append(Child("ml worker", [*cli, "worker", "--pool", "ml"]))
+    else:
+        log.info("not starting the ML worker: %s", reason)
+    # The FAQ's LLM pool (torch-free) only when an endpoint is configured.
+    if (settings or get_settings()).llm_base_url:
+        procs.append(Child("llm worker", [*cli, "worker", "--pool", "llm"]))
     return procs
 
 
@@ -91,7 +105,7 @@ class Supervisor:
         self.host, self.port = host, port
         self.stopping = False
         self.redis: EmbeddedRedis | None = None
-        self.children = children(host, port)
+        self.children = children(host, port, settings)
 
     def _signal(self, signum: int, _frame: object) -> None:
         self.stopping = True

@@ -1,11 +1,12 @@
-/* Papershelf reader tools: stars, read marks, filter bar, keyboard keys, theme, copy.
+/* Papershelf reader tools: stars, read marks, filter bar, keyboard keys, theme, copy, FAQ.
    Progressive enhancement only: every page reads fine without this file. Everything
    personal stays in this browser's localStorage. No inline script, no CDN (CSP 'self'). */
 (function () {
   "use strict";
 
   var KEY = { stars: "papershelf.stars", read: "papershelf.read", theme: "papershelf.theme",
-              hideRead: "papershelf.hideRead", keywords: "papershelf.keywords" };
+              hideRead: "papershelf.hideRead", keywords: "papershelf.keywords",
+              faqLang: "papershelf.faqLang" };
   var THEMES = ["auto", "dark", "light"];
 
   // --- storage ------------------------------------------------------------------------
@@ -111,6 +112,14 @@
     bar.insertBefore(copy, bar.firstChild);
     bar.insertBefore(read, bar.firstChild);
     bar.insertBefore(star, bar.firstChild);
+    // [FAQ] opens the answer in place (a plain click; a new tab still gets the FAQ page).
+    $$("a[data-ps-faq]", c).forEach(function (a) {
+      a.addEventListener("click", function (ev) {
+        if (ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.altKey || ev.button) return;
+        ev.preventDefault();
+        faqToggle(c);
+      });
+    });
     // Opening the PDF marks the paper read, as a reader would expect, and counts towards
     // the popularity sort (a POST: no state-changing GET).
     $$('a[href="' + (c.dataset.pdf || "#none") + '"]', c).forEach(function (a) {
@@ -130,6 +139,150 @@
     } catch (e) { /* fall through to fetch */ }
     fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: body,
                  keepalive: true }).catch(function () {});
+  }
+
+  // --- FAQ: ask for it (POST), then follow it as it is written (server-sent events) -----
+  // The answer is Markdown-ish LLM text: drawn with DOM nodes and textContent only, never
+  // as HTML. faqBlocks mirrors app/faq.py's `blocks`.
+  var FAQ_LANGS = { en: "English", zh: "中文" };
+  var FAQ_HEADING = /^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$/, FAQ_BULLET = /^\s*[-*+•]\s+(.*)$/,
+      FAQ_NUMBERED = /^\s*\d{1,3}[.)]\s+(.*)$/;
+  function faqLang() {
+    var l = load(KEY.faqLang, null);
+    if (FAQ_LANGS.hasOwnProperty(l)) return l;
+    return /^zh/i.test(navigator.language || "") ? "zh" : "en";
+  }
+  function faqBlocks(text) {
+    var out = [], kind = null, lines = [];
+    function flush() { if (kind && lines.length) out.push({ kind: kind, lines: lines }); kind = null; lines = []; }
+    text.replace(/\r\n/g, "\n").split("\n").forEach(function (raw) {
+      var line = raw.trim(), m;
+      if (!line || /^[-*_]{3,}$/.test(line)) { flush(); return; }
+      if ((m = FAQ_HEADING.exec(raw))) { flush(); out.push({ kind: "heading", lines: [m[1]] }); return; }
+      var lk = (m = FAQ_BULLET.exec(raw)) ? "ul" : (m = FAQ_NUMBERED.exec(raw)) ? "ol" : null;
+      if (lk) { if (kind !== lk) { flush(); kind = lk; } lines.push(m[1]); return; }
+      if ((kind === "ul" || kind === "ol") && /^\s/.test(raw) && lines.length) { lines[lines.length - 1] += " " + line; return; }
+      if (kind !== "paragraph") { flush(); kind = "paragraph"; }
+      lines.push(line);
+    });
+    flush();
+    return out;
+  }
+  function faqInline(parent, text) {
+    var re = /\*\*(.+?)\*\*|__(.+?)__/g, last = 0, m;
+    while ((m = re.exec(text)) !== null) {
+      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      parent.appendChild(el("strong", {}, m[1] || m[2]));
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+  function faqRender(body, text) {
+    body.textContent = "";
+    faqBlocks(text).forEach(function (b) {
+      var node;
+      if (b.kind === "heading" || b.kind === "paragraph") {
+        node = el(b.kind === "heading" ? "h3" : "p");
+        faqInline(node, b.lines.join(" "));
+      } else {
+        node = el(b.kind);
+        b.lines.forEach(function (line) { var li = el("li"); faqInline(li, line); node.appendChild(li); });
+      }
+      body.appendChild(node);
+    });
+  }
+  function faqStop(section) {
+    if (section.psFaqSource) { section.psFaqSource.close(); section.psFaqSource = null; }
+  }
+  function faqDone(d) {
+    return "Written by " + (d.model || "the LLM") + " from the title and abstract" +
+           (d.finish_reason === "length" ? " (cut at the length limit)" : "") + ".";
+  }
+  function faqStart(section, post) {
+    var id = section.dataset.id, lang = section.dataset.lang === "zh" ? "zh" : "en";
+    var status = section.querySelector("[data-faq-status]"), body = section.querySelector("[data-faq-body]");
+    var page = section.querySelector("[data-faq-page]");
+    var base = "/api/v1/papers/" + encodeURIComponent(id) + "/faq";
+    var text = "", drawing = false;
+    function say(t) { status.textContent = t; }
+    function draw() {
+      if (drawing) return;
+      drawing = true;
+      window.requestAnimationFrame(function () { drawing = false; faqRender(body, text); });
+    }
+    function follow(url) {
+      var es = new EventSource(url);
+      section.psFaqSource = es;
+      es.addEventListener("queued", function (e) {
+        var n = JSON.parse(e.data).position;
+        say(typeof n === "number" ? "Queued for the LLM: " + n + " job" + (n === 1 ? "" : "s") + " ahead…" : "Queued for the LLM…");
+      });
+      es.addEventListener("start", function () { text = ""; draw(); say("Writing…"); });
+      es.addEventListener("delta", function (e) { text += JSON.parse(e.data).text || ""; draw(); });
+      es.addEventListener("reset", function () { text = ""; draw(); say("The answer broke off; starting over…"); });
+      es.addEventListener("done", function (e) {
+        var d = JSON.parse(e.data);
+        faqStop(section);
+        text = d.content || "";
+        faqRender(body, text);
+        say(faqDone(d));
+      });
+      es.addEventListener("error", function (e) {
+        if (e.data) { faqStop(section); say(JSON.parse(e.data).message || "The FAQ could not be written."); return; }
+        // No data: the connection itself. The browser reconnects (resuming by event id)
+        // unless it gave up.
+        if (es.readyState === EventSource.CLOSED) { faqStop(section); say("Lost the connection to the server."); }
+      });
+    }
+    faqStop(section);
+    if (page) page.href = "/arxiv/" + id + "/faq?lang=" + lang;
+    if (!post) { say("Connecting…"); follow(base + "/stream?lang=" + lang); return; }
+    say("Asking…");
+    fetch(base + "?lang=" + lang, { method: "POST", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json().then(function (d) { return { ok: r.ok, d: d }; }); })
+      .then(function (res) {
+        var d = res.d || {};
+        if (!res.ok) { say((d.error && d.error.message) || "The FAQ is unavailable."); return; }
+        if (d.status === "done") { body.textContent = ""; faqRender(body, d.content || ""); say(faqDone(d)); return; }
+        say(d.status === "running" ? "Writing…" : "Queued for the LLM…");
+        follow(d.stream_url);
+      })
+      .catch(function (err) { say("Could not reach the server: " + err.message); });
+  }
+  function faqToggle(c) {
+    var panel = c.querySelector("section.ps-faq");
+    if (panel) { faqStop(panel); panel.remove(); return; }
+    panel = el("section", { "class": "faq ps-faq", "data-faq": "", "data-id": c.dataset.id,
+                            "data-lang": faqLang(), "aria-label": "FAQ" });
+    var head = el("p", { "class": "faq-langs muted" });
+    Object.keys(FAQ_LANGS).forEach(function (l) {
+      var b = el("button", { type: "button", "class": "ps-btn", "data-faq-lang": l,
+                             "aria-pressed": String(l === panel.dataset.lang) }, FAQ_LANGS[l]);
+      b.addEventListener("click", function () {
+        save(KEY.faqLang, l);
+        panel.dataset.lang = l;
+        $$("[data-faq-lang]", panel).forEach(function (x) { x.setAttribute("aria-pressed", String(x === b)); });
+        faqStart(panel, true);
+      });
+      head.appendChild(b);
+    });
+    head.appendChild(el("a", { href: "/arxiv/" + c.dataset.id + "/faq", "data-faq-page": "" }, "FAQ page"));
+    head.appendChild(document.createTextNode(" · "));
+    head.appendChild(el("a", { href: "/faq/prompt" }, "the prompt"));
+    panel.appendChild(head);
+    panel.appendChild(el("p", { "class": "faq-status muted", "data-faq-status": "", role: "status" }));
+    panel.appendChild(el("div", { "class": "faq-body", "data-faq-body": "" }));
+    var bar = c.querySelector("[data-actions]");
+    if (bar) bar.parentNode.insertBefore(panel, bar.nextSibling); else c.appendChild(panel);
+    countClick(c.dataset.id, "summary");  // Cool Papers' popularity counts FAQ opens too
+    faqStart(panel, true);
+  }
+  function faqPage(section) {
+    // The FAQ page: follow a generation in progress; the "Generate" form asks in place.
+    var state = section.dataset.state;
+    if (state === "queued" || state === "running") faqStart(section, false);
+    var form = section.querySelector("form[data-faq-form]");
+    if (form) form.addEventListener("submit", function (ev) { ev.preventDefault(); form.remove(); faqStart(section, true); });
   }
 
   // --- filter bar ---------------------------------------------------------------------
@@ -545,6 +698,7 @@
     var starred = document.querySelector("[data-starred]");
     if (starred) starredPage(starred);
     $$("form[data-picker]").forEach(picker);
+    $$("section[data-faq][data-state]").forEach(faqPage);
     refreshMarks();
     document.addEventListener("keydown", onKey);
     // A card focused by a click or Tab becomes the current one for j/k/s/x/o.

@@ -16,16 +16,17 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import redis.backoff
 import redis.exceptions
 from arq import Retry, Worker, create_pool, cron
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
+from arq.jobs import Job
 from redis.asyncio.retry import Retry as AsyncRetry
 from sqlalchemy import Connection, Engine
 
@@ -140,7 +141,30 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
         await _db(_fail_run, engine, run_id, f"{type(exc).__name__}: {exc}")
         _retry_or_raise(ctx, exc)
         raise
-    return await _db(_write_listing, engine, run_id, category, page)
+    result = await _db(_write_listing, engine, run_id, category, page)
+    if page.day and result["stored_count"]:
+        result["summaries_queued"] = await _queue_summaries(ctx, page.day, category, result)
+    return result
+
+
+async def _queue_summaries(
+    ctx: dict[str, Any], day: date, category: str, result: dict[str, Any]
+) -> bool:
+    """Ask the ML pool for the day's TL;DRs (by function name: no ML code is imported here).
+    The list is stored already, so a failure here is logged, not retried: `papershelf
+    reindex --summaries` catches up."""
+    # Imported here: workers.summaries builds on this module's JobRequest.
+    from workers import summaries
+
+    settings: Settings = ctx["settings"]
+    try:
+        if not await summaries.ml_pool_enabled(ctx["redis"], settings):
+            return False
+        request = summaries.listing_request(day, category, stored=result["stored_count"])
+        return await submit(ctx["redis"], settings, request) is not None
+    except (redis.exceptions.RedisError, OSError) as exc:
+        log.warning("could not queue the TL;DRs of %s %s: %s", category, day, exc)
+        return False
 
 
 def _finish_ok(conn: Connection, run_id: int, page: ParsedPage, counts: store.UpsertCounts) -> None:
@@ -341,10 +365,17 @@ async def harvest_recent(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"sets": sets, "from": d_from, "until": d_until}
 
 
-def scoped_job_id(settings: Settings, job_id: str) -> str:
+Pool = Literal["fetch", "ml"]
+
+
+def queue_name(settings: Settings, pool: Pool = "fetch") -> str:
+    return settings.ml_queue if pool == "ml" else settings.fetch_queue
+
+
+def scoped_job_id(settings: Settings, job_id: str, pool: Pool = "fetch") -> str:
     """arq job ids are global in a Redis database; prefixing the queue keeps deployments (and
     test runs) that share one Redis from swallowing each other's jobs."""
-    return f"{settings.fetch_queue}:{job_id}"
+    return f"{queue_name(settings, pool)}:{job_id}"
 
 
 class ResilientWorker(Worker):
@@ -367,11 +398,26 @@ def ids_job_id(ids: list[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class JobRequest:
-    """A fetch job to queue from outside a worker (CLI, admin API, a page)."""
+    """A job to queue by function name (so the queuer never imports the pool's code), from
+    outside a worker (CLI, admin API, a page) or from another pool's job."""
 
     function: str
     args: tuple[Any, ...]
     job_id: str  # before `scoped_job_id`
+    pool: Pool = "fetch"
+    # More `enqueue_job` keywords (`_defer_until`, `_expires`): the ML pool's priorities.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def submit(redis: ArqRedis, settings: Settings, request: JobRequest) -> Job | None:
+    """Queue `request` through an open arq pool; None when the same job is already queued."""
+    return await redis.enqueue_job(
+        request.function,
+        *request.args,
+        _job_id=scoped_job_id(settings, request.job_id, request.pool),
+        _queue_name=queue_name(settings, request.pool),
+        **request.options,
+    )
 
 
 def listing_request(category: str) -> JobRequest:
@@ -396,7 +442,7 @@ class QueueUnavailable(RuntimeError):
 
 
 async def enqueue(settings: Settings, request: JobRequest, *, quick: bool = False) -> bool:
-    """Queue `request` on the fetch pool; False when the same job is already queued.
+    """Queue `request` on its pool; False when the same job is already queued.
     `quick` is for web requests, which must not hang on a dead Redis: no reconnect attempts,
     short timeouts. Raises QueueUnavailable instead of a driver error."""
     if not settings.redis_url:
@@ -415,13 +461,7 @@ async def enqueue(settings: Settings, request: JobRequest, *, quick: bool = Fals
         pool = await asyncio.wait_for(create_pool(rs), QUICK_TIMEOUT_S + 1 if quick else None)
         try:
             job = await asyncio.wait_for(
-                pool.enqueue_job(
-                    request.function,
-                    *request.args,
-                    _job_id=scoped_job_id(settings, request.job_id),
-                    _queue_name=settings.fetch_queue,
-                ),
-                QUICK_TIMEOUT_S if quick else None,
+                submit(pool, settings, request), QUICK_TIMEOUT_S if quick else None
             )
         finally:
             await pool.aclose()

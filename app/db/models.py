@@ -222,3 +222,43 @@ class PaperKeywords(Base):
     )
     keywords: Mapped[list[list[str | float]]] = mapped_column(JSON)
     built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- machine-written TL;DRs (migration 0004); written only by app.summaries --------------
+
+
+class Summary(Base):
+    """A paper's TL;DR from the ML pool, with what it was written from: a newer paper version
+    or another model makes it stale (still shown, and written again by the pool)."""
+
+    __tablename__ = "summaries"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    paper_version: Mapped[int | None] = mapped_column(Integer)  # papers.version it summarised
+    model_version: Mapped[str] = mapped_column(String(128))  # Summarizer.version
+    tldr: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- the FAQ (migration 0005); written only by app.db.faqs ------------------------------
+
+
+class Faq(Base):
+    """One LLM answer to the six FAQ questions, per paper version, language and model."""
+
+    __tablename__ = "faqs"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0: unknown version
+    lang: Mapped[str] = mapped_column(String(8), primary_key=True)  # en | zh
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+    # app.faq.Prompt.digest of the template it was made with.
+    prompt_hash: Mapped[str] = mapped_column(String(16))
+    # The model's finish_reason: "stop", or "length" when max_tokens cut the answer.
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from app.db.models import Announcement, Paper, PaperCategory, PaperVersion, Venue
+from app.summaries import shown_tldrs
 
 papers = Paper.__table__
 announcements = Announcement.__table__
@@ -108,4 +109,9 @@ def get_paper(conn: Connection, arxiv_id: str) -> dict[str, Any] | None:
             .order_by(announcements.c.day, announcements.c.category)
         )
     ]
+    shown = shown_tldrs(conn, [arxiv_id]).get(arxiv_id)
+    paper["tldr"] = shown.text if shown else None
+    paper["tldr_model"] = shown.model if shown else None
+    paper["tldr_paper_version"] = shown.paper_version if shown else None
+    paper["tldr_stale"] = bool(shown and shown.stale(paper["version"]))
     return paper

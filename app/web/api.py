@@ -33,6 +33,7 @@ from app.db.queries import stats as read_stats
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.search.backend import backend_for, search_papers
 from app.settings import Settings
+from app.summaries import shown_tldrs
 from app.taxonomy import get_taxonomy
 from app.web.deps import ConnDep, EngineDep, SettingsDep, error_response
 
@@ -87,7 +88,26 @@ class AnnouncementOut(BaseModel):
     kind: str
 
 
-class PaperOut(BaseModel):
+class TldrFields(BaseModel):
+    tldr: str | None = Field(
+        default=None,
+        description="A one-sentence summary: a linked venue paper's, else the ML pool's",
+    )
+    tldr_model: str | None = Field(
+        default=None,
+        description="The model version that wrote `tldr`; null when it is the authors' own",
+    )
+    tldr_paper_version: int | None = Field(
+        default=None, description="The paper version a machine-written `tldr` summarises"
+    )
+    tldr_stale: bool = Field(
+        default=False,
+        description="`tldr` was written for another version of the paper; the ML pool "
+        "writes a new one",
+    )
+
+
+class PaperOut(TldrFields):
     """One paper with its version history and announcements."""
 
     arxiv_id: str
@@ -114,7 +134,7 @@ class PaperOut(BaseModel):
     pdf_url: str
 
 
-class PaperSummary(BaseModel):
+class PaperSummary(TldrFields):
     arxiv_id: str
     version: int | None
     title: str
@@ -438,6 +458,19 @@ def api_papers(
         token = encode_page_token(
             settings, "papers", filters, [last.sort_date.isoformat(), last.arxiv_id]
         )
+    tldrs = shown_tldrs(conn, [r.arxiv_id for r in rows])
+
+    def tldr_fields(arxiv_id: str, version: int | None) -> dict[str, Any]:
+        shown = tldrs.get(arxiv_id)
+        if shown is None:
+            return {}
+        return {
+            "tldr": shown.text,
+            "tldr_model": shown.model,
+            "tldr_paper_version": shown.paper_version,
+            "tldr_stale": shown.stale(version),
+        }
+
     page = PapersPage(
         papers=[
             PaperSummary(
@@ -452,6 +485,7 @@ def api_papers(
                 announced_on=r.announced_on,
                 abs_url=f"https://arxiv.org/abs/{r.arxiv_id}",
                 pdf_url=f"https://arxiv.org/pdf/{r.arxiv_id}",
+                **tldr_fields(r.arxiv_id, r.version),
             )
             for r in rows
         ],

@@ -6,9 +6,10 @@
 - `X-Request-ID`: a well-formed incoming id is echoed, otherwise one is generated;
 - a one-line JSON access log per request (logger `papershelf.access`);
 - Prometheus metrics at `/metrics`: requests by route template and status, latency by route;
-- a per-client token-bucket rate limit on `/api/` and `/search`: in-process by default,
-  shared through Redis when `settings.redis_url` is set (falls back to in-process while
-  Redis is unreachable). Over the limit: 429 with the API's error shape and `Retry-After`.
+- a per-client token-bucket rate limit on `/api/`, `/search` and `/arxiv/{id}/faq`:
+  in-process by default, shared through Redis when `settings.redis_url` is set (falls back
+  to in-process while Redis is unreachable). Over the limit: 429 with the API's error
+  shape and `Retry-After`.
 
 Settings read with `getattr` and a default, so this works before they exist:
 `cors_origins` ([]), `rate_limit_per_minute` (120; 0 disables), `rate_limit_burst` (60).
@@ -194,7 +195,13 @@ class RedisBuckets:
 
 
 def _rate_limited_path(path: str) -> bool:
-    return path.startswith("/api/") or path == "/search" or path.startswith("/search/")
+    return (
+        path.startswith("/api/")
+        or path == "/search"
+        or path.startswith("/search/")
+        # The FAQ page's no-JavaScript form queues LLM work, like the API's POST.
+        or (path.startswith("/arxiv/") and path.endswith("/faq"))
+    )
 
 
 def _client_key(scope: Scope) -> str:

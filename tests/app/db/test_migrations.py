@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from app.db.engine import make_engine
-from app.db.migrate import current, downgrade, include_object, upgrade
+from app.db.migrate import alembic_config, current, downgrade, include_object, upgrade
 from app.db.models import Base
 
 TABLES = {
@@ -24,8 +25,11 @@ TABLES = {
     "harvest_states",
     "day_checks",
     "paper_keywords",
+    "summaries",
+    "faqs",
 }
-HEAD = "0003"
+# The newest migration, whichever it is (several are added side by side).
+HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

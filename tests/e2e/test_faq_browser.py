@@ -1,0 +1,197 @@
+"""The [FAQ] button in a real browser: `papershelf serve` and `papershelf worker --pool llm`
+as processes, a fake OpenAI-compatible server, Redis, Chromium. The answer streams into the
+card (EventSource under the site's CSP: no inline script), is drawn as text, and is cached."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from app.db import store
+from app.db.engine import make_engine
+from app.db.migrate import upgrade
+from app.ingest.records import PaperRecord
+from tests.conftest import need
+from tests.e2e.conftest import ROOT, _free_port
+from tests.fakes.llm_server import FakeLLM
+
+pytestmark = [pytest.mark.slow]
+
+REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ID = "2401.00001"
+REPLY = (
+    "## 1. What problem does this paper try to solve?\n"
+    "It studies **tokenizers**. <img src=x onerror=alert(1)> stays text.\n\n"
+    "## 2. What related work is there?\n"
+    "- Byte-pair encoding\n- Unigram models\n"
+)
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLM]:
+    with FakeLLM(reply=REPLY, chunk_chars=6) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def site(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError:
+        need(False, f"Redis not reachable at {REDIS_URL}")
+    data_dir = tmp_path_factory.mktemp("faq-site")
+    url = f"sqlite:///{data_dir / 'papershelf.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        store.upsert_papers(
+            conn,
+            [
+                PaperRecord(
+                    arxiv_id=ID,
+                    title="Quokka tokenizers",
+                    abstract="We study tokenizers.",
+                    authors=["Ada Lovelace"],
+                    primary_category="cs.CL",
+                    categories=["cs.CL"],
+                    version=1,
+                    first_submitted_at=datetime(2024, 1, 1, tzinfo=UTC),
+                )
+            ],
+        )
+    engine.dispose()
+    queue = f"papershelf-test:{uuid.uuid4().hex}:llm"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
+    env.update(
+        PAPERSHELF_DATA_DIR=str(data_dir),
+        PAPERSHELF_REDIS_URL=REDIS_URL,
+        PAPERSHELF_LLM_BASE_URL=fake_llm.base_url,
+        PAPERSHELF_LLM_MODEL="fake-model-1",
+        PAPERSHELF_LLM_QUEUE=queue,
+    )
+    port = _free_port()
+    log = (data_dir / "processes.log").open("w+")
+    cli = [sys.executable, "-m", "app.cli"]
+    procs = [
+        subprocess.Popen(
+            [*cli, "serve", "--port", str(port), "--no-migrate"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [*cli, "worker", "--pool", "llm"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2):
+                    break
+            except OSError:
+                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"the site did not start:\n{log.read()[-3000:]}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+        with redis.Redis.from_url(REDIS_URL) as client:
+            found = list(client.scan_iter(match=f"*{queue}*"))
+            if found:
+                client.delete(*found)
+
+
+def test_faq_streams_into_the_card_and_is_cached(
+    browser: Any, site: str, fake_llm: FakeLLM, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-GB")
+    try:
+        page = ctx.new_page()
+        errors: list[str] = []
+        # Console errors (a CSP violation shows up there), script errors, failed requests
+        # (the browser's own favicon probe aside).
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and not m.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on(
+            "response",
+            lambda r: (
+                errors.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                else None
+            ),
+        )
+        page.goto(f"{site}/arxiv/{ID}")
+        page.wait_for_selector("html[data-js=ready]")
+        page.locator("a[data-ps-faq]").first.click()
+        panel = page.locator("article.paper section.ps-faq")
+        status = panel.locator("[data-faq-status]")
+        expect(status).to_contain_text("Written by fake-model-1", timeout=20_000)
+        body = panel.locator("[data-faq-body]")
+        expect(body.locator("h3")).to_have_text(
+            ["1. What problem does this paper try to solve?", "2. What related work is there?"]
+        )
+        expect(body.locator("strong")).to_have_text("tokenizers")
+        expect(body.locator("li")).to_have_count(2)
+        assert body.locator("img").count() == 0  # the model's markup is text, not HTML
+        assert "<img src=x onerror=alert(1)>" in body.inner_text()
+        page.screenshot(path=str(artifacts / "faq-card.png"))
+        assert len(fake_llm.completions()) == 1
+
+        # Chinese is a separate answer; the choice is remembered.
+        panel.locator('[data-faq-lang="zh"]').click()
+        expect(status).to_contain_text("Written by", timeout=20_000)
+        assert len(fake_llm.completions()) == 2
+        assert page.evaluate("localStorage['papershelf.faqLang']") == '"zh"'
+
+        # Closed and opened again: straight from the cache, no new generation.
+        page.locator("a[data-ps-faq]").first.click()
+        expect(panel).to_have_count(0)
+        page.locator("a[data-ps-faq]").first.click()
+        expect(panel.locator("[data-faq-status]")).to_contain_text("Written by", timeout=10_000)
+        assert len(fake_llm.completions()) == 2
+
+        # The FAQ page, rendered on the server.
+        page.goto(f"{site}/arxiv/{ID}/faq")
+        expect(page.locator("section.faq h3").first).to_have_text(
+            "1. What problem does this paper try to solve?"
+        )
+        assert not errors, errors
+    finally:
+        ctx.close()
