@@ -124,6 +124,13 @@ def train_summarizer(
     limit: Annotated[int | None, typer.Option(help="Only the first N SciTLDR pairs.")] = None,
     max_steps: Annotated[int | None, typer.Option(min=1)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda…")] = "auto",
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="A local BERT-style checkpoint directory for the frozen encoder "
+            "[default: the packaged all-MiniLM-L6-v2]."
+        ),
+    ] = None,
     restart: Annotated[bool, typer.Option(help="Discard a saved training state.")] = False,
 ) -> None:
     """Train the TL;DR summarizer (resumes an interrupted run with the same settings)."""

@@ -32,7 +32,9 @@ Cache = list[dict[str, Tensor]]
 
 @dataclass
 class ModelConfig:
+    #: The packaged MiniLM, or a local directory with another BERT-style checkpoint.
     encoder: str = PACKAGED_ENCODER
+    encoder_width: int = 384
     vocab_size: int = 30522
     d_model: int = 384
     layers: int = 2
@@ -56,6 +58,30 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def config_for(encoder: nn.Module, tokenizer: Any, name: str, **kw: Any) -> ModelConfig:
+    """A decoder config that fits `encoder` and its tokenizer (any BERT-style checkpoint)."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    special = set(tokenizer.all_special_ids)
+    never = [
+        i
+        for i, t in enumerate(vocab)
+        if i != tokenizer.sep_token_id and (i in special or (t.startswith("[") and t.endswith("]")))
+    ]
+    return ModelConfig(
+        encoder=name,
+        encoder_width=encoder.config.hidden_size,
+        vocab_size=encoder.config.vocab_size,
+        cls_id=tokenizer.cls_token_id,
+        sep_id=tokenizer.sep_token_id,
+        pad_id=tokenizer.pad_token_id,
+        no_copy_ids=sorted(
+            {tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id}
+        ),
+        never_ids=never,
+        **kw,
+    )
 
 
 def load_encoder(name: str) -> nn.Module:
@@ -168,7 +194,9 @@ class Summarizer(nn.Module):
         self.positions = nn.Embedding(cfg.max_target_tokens + 1, d)
         self.task = nn.Embedding(len(TASKS), d)
         self.ln_in = nn.LayerNorm(d)
-        self.adapter = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
+        self.adapter = nn.Sequential(
+            nn.LayerNorm(cfg.encoder_width), nn.Linear(cfg.encoder_width, d)
+        )
         # The encoder's last layer is tuned for pooled sentence embeddings and blurs which
         # word piece sits where; adding each source token's own embedding lets attention
         # and the copy head find words by identity.

@@ -31,8 +31,8 @@ from ml.summarizer.data import (
     pad,
     title_key,
 )
-from ml.summarizer.model import ModelConfig, Summarizer, load_encoder
-from ml.summarizer.text import TASKS, encode_targets, load_tokenizer
+from ml.summarizer.model import Summarizer, config_for, load_encoder
+from ml.summarizer.text import PACKAGED_ENCODER, TASKS, encode_targets, load_tokenizer
 
 STATE = "train_state.pt"
 
@@ -71,6 +71,8 @@ class TrainConfig:
     layers: int = 2
     dropout: float = 0.1
     max_steps: int | None = None
+    #: The frozen encoder: the packaged MiniLM or a local BERT-style checkpoint directory.
+    encoder: str = PACKAGED_ENCODER
 
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
@@ -141,9 +143,9 @@ def train(cfg: TrainConfig, report: Reporter | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model_cfg = ModelConfig(layers=cfg.layers, dropout=cfg.dropout)
-    tokenizer = load_tokenizer(model_cfg.encoder)
-    encoder = load_encoder(model_cfg.encoder).to(device)
+    tokenizer = load_tokenizer(cfg.encoder)
+    encoder = load_encoder(cfg.encoder).to(device)
+    model_cfg = config_for(encoder, tokenizer, cfg.encoder, layers=cfg.layers, dropout=cfg.dropout)
 
     train_set = load_scitldr(cfg.scitldr_dir / "train.jsonl")[: cfg.limit]
     # The evaluation papers never enter training, not even as title pairs.
