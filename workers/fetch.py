@@ -49,6 +49,19 @@ RETRYABLE = (UpstreamUnavailable, DocumentError, UpstreamError, UpstreamHTTPErro
 T = TypeVar("T")
 
 
+def quick_redis_settings(url: str | None) -> RedisSettings:
+    """For web requests, which must not hang on a dead Redis: no reconnect attempts, short
+    timeouts (callers turn the error into QueueUnavailable)."""
+    return replace(
+        redis_settings(url),
+        conn_timeout=QUICK_TIMEOUT_S,
+        conn_retries=0,
+        retry=None,
+        retry_on_timeout=False,
+        retry_on_error=None,
+    )
+
+
 def redis_settings(url: str | None) -> RedisSettings:
     rs = RedisSettings.from_dsn(url or "redis://127.0.0.1:6379/0")
     # Ride out a Redis restart instead of dying: connecting is retried for about a minute,
@@ -447,16 +460,7 @@ async def enqueue(settings: Settings, request: JobRequest, *, quick: bool = Fals
     short timeouts. Raises QueueUnavailable instead of a driver error."""
     if not settings.redis_url:
         raise QueueUnavailable("no Redis is configured (PAPERSHELF_REDIS_URL)")
-    rs = redis_settings(settings.redis_url)
-    if quick:
-        rs = replace(
-            rs,
-            conn_timeout=QUICK_TIMEOUT_S,
-            conn_retries=0,
-            retry=None,
-            retry_on_timeout=False,
-            retry_on_error=None,
-        )
+    rs = quick_redis_settings(settings.redis_url) if quick else redis_settings(settings.redis_url)
     try:
         pool = await asyncio.wait_for(create_pool(rs), QUICK_TIMEOUT_S + 1 if quick else None)
         try:

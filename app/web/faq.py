@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import redis.exceptions
@@ -66,7 +66,7 @@ from app.web.api import ERRORS as API_ERRORS
 from app.web.api import ErrorBody
 from app.web.deps import TEMPLATES, EngineDep, SettingsDep, error_response
 from app.web.pages import error_page, rich  # also registers the card template's filters
-from workers.fetch import QUICK_TIMEOUT_S, QueueUnavailable, redis_settings
+from workers.fetch import QUICK_TIMEOUT_S, QueueUnavailable, quick_redis_settings
 
 router = APIRouter()
 
@@ -200,14 +200,7 @@ async def _redis(settings: Settings) -> AsyncIterator[ArqRedis]:
     short connect timeout (the fetch pool's quick settings)."""
     if not settings.redis_url:
         raise QueueUnavailable("no Redis is configured (PAPERSHELF_REDIS_URL)")
-    rs = replace(
-        redis_settings(settings.redis_url),
-        conn_timeout=QUICK_TIMEOUT_S,
-        conn_retries=0,
-        retry=None,
-        retry_on_timeout=False,
-        retry_on_error=None,
-    )
+    rs = quick_redis_settings(settings.redis_url)
     try:
         pool = await asyncio.wait_for(create_pool(rs), QUICK_TIMEOUT_S + 1)
     except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:

@@ -92,13 +92,14 @@ async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
     await redis.aclose()
 
 
-async def run_burst(settings: Settings, summarizer: FakeSummarizer) -> Worker:
+async def run_burst(settings: Settings, summarizer: FakeSummarizer | None) -> Worker:
     """Run every queued ML job with the real WorkerSettings (one job at a time), the real
-    job functions and start-up, and the fake model."""
+    job functions and start-up, and the fake model (None: the real loader)."""
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
-        ctx["load_summarizer"] = lambda _settings: summarizer
+        if summarizer is not None:
+            ctx["load_summarizer"] = lambda _settings: summarizer
         await ml_worker.startup(ctx)
 
     worker = Worker(
@@ -274,27 +275,7 @@ async def test_the_real_model_from_a_checkpoint_writes_tldrs(
     seed(sqlite_engine, [rec(1), rec(2)])
     await queue_listing(pool, settings, 2)
 
-    async def startup(ctx: dict[str, Any]) -> None:
-        ctx["settings"] = settings
-        await ml_worker.startup(ctx)
-
-    worker = Worker(
-        **{
-            **get_kwargs(ml_worker.WorkerSettings),
-            "queue_name": settings.ml_queue,
-            "redis_settings": redis_settings(settings.redis_url),
-            "health_check_key": f"{settings.ml_queue}:health",
-            "on_startup": startup,
-            "burst": True,
-            "poll_delay": 0.05,
-            "keep_result": 0,
-            "handle_signals": False,
-        }
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    worker = await run_burst(settings, None)
     assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
     version = checkpoint.read(ckpt).version
     rows = stored(sqlite_engine)
