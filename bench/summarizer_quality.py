@@ -28,6 +28,7 @@ METRICS = ("rouge1", "rouge2", "rougeL", "author_rouge1", "mauve", "distinct2", 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     from ml.device import pick_device
+    from ml.summarizer import checkpoint
     from ml.summarizer.data import load_scitldr
     from ml.summarizer.evaluate import score, sentence_embedder
     from ml.summarizer.inference import LoadedSummarizer
@@ -64,9 +65,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 **args.recipe,
             )
             t = time.perf_counter()
-            meta = train(cfg)
+            meta = train(cfg, encoder=encoder)
             t_train = time.perf_counter() - t
-            model = LoadedSummarizer.from_checkpoint(out, device="auto")
+            saved = checkpoint.read(out)
+            model = LoadedSummarizer.build(
+                saved.config, saved.state, saved.version, device="auto", encoder=encoder
+            )
             t = time.perf_counter()
             preds = model.summarize([(e.title, e.abstract) for e in dev])
             t_eval = time.perf_counter() - t
@@ -99,8 +103,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def wins(results: dict[str, list[dict[str, float]]], system: str, metric: str) -> str:
+    """ "k/n": on k of the n seeds the system beat the CE model trained with the same seed."""
     ce, other = results.get("ce", []), results.get(system, [])
-    if not ce or not other or system == "ce":
+    if not ce or not other or system in ("ce", "title", "first sentence"):
         return ""
     n = sum(o[metric] > c[metric] for o, c in zip(other, ce, strict=False))
     return f"{n}/{min(len(ce), len(other))}"
@@ -140,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds = args.seeds or [0]
-        args.recipe = {"limit": 48, "arxiv_pairs": 16, "max_steps": 4, "batch_size": 16}
-        args.dev_limit = 24
+        args.recipe = {"limit": 24, "arxiv_pairs": 8, "max_steps": 3, "batch_size": 16}
+        args.dev_limit = 16
     else:
         args.seeds = args.seeds or [0, 1, 2]
         args.recipe = {}

@@ -137,14 +137,17 @@ def epoch_batches(
     return batches
 
 
-def train(cfg: TrainConfig, report: Reporter | None = None) -> dict[str, Any]:
-    """Train, write the checkpoint to `cfg.out`, return what was done (version, steps, …)."""
+def train(
+    cfg: TrainConfig, report: Reporter | None = None, encoder: torch.nn.Module | None = None
+) -> dict[str, Any]:
+    """Train, write the checkpoint to `cfg.out`, return what was done (version, steps, …).
+    `encoder`: an already loaded `cfg.encoder` (benchmarks train several models)."""
     report = report or Reporter()
     started = time.perf_counter()
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.encoder)
-    encoder = load_encoder(cfg.encoder).to(device)
+    encoder = (encoder if encoder is not None else load_encoder(cfg.encoder)).to(device)
     model_cfg = config_for(encoder, tokenizer, cfg.encoder, layers=cfg.layers, dropout=cfg.dropout)
 
     train_set = load_scitldr(cfg.scitldr_dir / "train.jsonl")[: cfg.limit]
