@@ -11,17 +11,14 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from app.db import store
-from app.db.engine import make_engine
 from app.db.migrate import upgrade
-from app.ingest.records import PaperRecord
+from tests.app.web.test_faq_api import ID, seed
 from tests.conftest import need
 from tests.e2e.conftest import ROOT, _free_port
 from tests.fakes.llm_server import FakeLLM
@@ -29,7 +26,6 @@ from tests.fakes.llm_server import FakeLLM
 pytestmark = [pytest.mark.slow]
 
 REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ID = "2401.00001"
 REPLY = (
     "## 1. What problem does this paper try to solve?\n"
     "It studies **tokenizers**. <img src=x onerror=alert(1)> stays text.\n\n"
@@ -54,24 +50,7 @@ def site(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     data_dir = tmp_path_factory.mktemp("faq-site")
     url = f"sqlite:///{data_dir / 'papershelf.db'}"
     upgrade(url)
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        store.upsert_papers(
-            conn,
-            [
-                PaperRecord(
-                    arxiv_id=ID,
-                    title="Quokka tokenizers",
-                    abstract="We study tokenizers.",
-                    authors=["Ada Lovelace"],
-                    primary_category="cs.CL",
-                    categories=["cs.CL"],
-                    version=1,
-                    first_submitted_at=datetime(2024, 1, 1, tzinfo=UTC),
-                )
-            ],
-        )
-    engine.dispose()
+    seed(url, version=1)
     queue = f"papershelf-test:{uuid.uuid4().hex}:llm"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
     env.update(
