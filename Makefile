@@ -42,6 +42,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.fetch $(ARGS)
 	$(BIN)/python -m bench.summarizer_quality $(ARGS)
 	$(BIN)/python -m bench.summarizer_speed $(ARGS)
+	$(BIN)/python -m bench.fsq $(ARGS)
+	$(BIN)/python -m bench.diffusion $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -314,6 +314,18 @@ def summarize(
     )
 
 
+def _register_picture_models() -> None:
+    # The picture models' commands live beside their code; torch loads only when one runs.
+    from ml.diffusion.cli import register as register_diffusion
+    from ml.fsq.cli import register as register_fsq
+
+    register_fsq(cli)
+    register_diffusion(cli)
+
+
+_register_picture_models()
+
+
 def main(args: list[str]) -> None:
     cli(args=args, prog_name="papershelf ml")
 

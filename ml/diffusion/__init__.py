@@ -1,0 +1,2 @@
+"""Diffusion: an EDM-preconditioned U-Net, every ODE sampler over one denoiser interface
+(Euler/DDIM, Heun, DPM-Solver++ 2M/3M, iPNDM, AMED-Solver, AMED-Plugin), and their metrics."""

@@ -1,0 +1,173 @@
+"""Diffusion checkpoints: one directory holding the U-Net and the AMED predictors made for it.
+
+    model.safetensors            EMA weights of the U-Net
+    config.json                  {format, version, model: UNetConfig, meta: {dataset, steps, …}}
+    amed-<solver>-nfe<k>.*       predictors from `papershelf ml train-amed` (ml.diffusion.amed)
+    classifier-<dataset>.*       the metric classifier, cached by `eval-diffusion`
+
+The version (`diffusion-<dataset>-<digest10>`) changes whenever the weights do. Writes are
+atomic (temporary file + os.replace), so a killed run keeps the previous checkpoint. Saving a
+new U-Net removes the old predictors: they were distilled against the old weights.
+
+torch loads lazily, so `checkpoint_present` costs no torch import (the web app calls it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from ml.diffusion.amed import AMEDPredictor
+    from ml.diffusion.unet import EDMDenoiser, UNetConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT = 1
+PREDICTOR_PREFIX = "amed-"
+_PREDICTOR_RE = re.compile(r"^amed-(amed|amed_plugin)-nfe(\d+)\.safetensors$")
+
+
+def checkpoint_present(path: Path) -> bool:
+    """A trained U-Net is in `path` (no torch import)."""
+    return (path / WEIGHTS).is_file() and (path / CONFIG).is_file()
+
+
+@dataclass
+class Checkpoint:
+    config: UNetConfig
+    version: str
+    meta: dict[str, Any]
+    state: dict[str, torch.Tensor]
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()[:10]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def save(path: Path, model: EDMDenoiser, meta: dict[str, Any]) -> str:
+    """Write the U-Net (atomically) and return its version; stale predictors are removed."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    version = f"diffusion-{meta.get('dataset', 'custom')}-{weights_digest(state)}"
+    path.mkdir(parents=True, exist_ok=True)
+    previous = read_version(path)
+    tmp_w = path / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp_w), metadata={"version": version})
+    os.replace(tmp_w, path / WEIGHTS)
+    _write_json(
+        path / CONFIG,
+        {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta},
+    )
+    if previous != version:
+        for stale in path.glob(f"{PREDICTOR_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+    return version
+
+
+def read_version(path: Path) -> str | None:
+    """The version of the U-Net in `path`, or None (no torch import)."""
+    if not checkpoint_present(path):
+        return None
+    try:
+        return str(json.loads((path / CONFIG).read_text())["version"])
+    except (ValueError, KeyError):
+        return None
+
+
+def read(path: Path) -> Checkpoint:
+    from safetensors.torch import load_file
+
+    from ml.diffusion.unet import UNetConfig
+
+    if not checkpoint_present(path):
+        raise FileNotFoundError(
+            f"no diffusion checkpoint in {path} (train one with `papershelf ml train-diffusion`)"
+        )
+    data = json.loads((path / CONFIG).read_text())
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path / CONFIG}: unsupported checkpoint format {data.get('format')!r}")
+    return Checkpoint(
+        UNetConfig.from_dict(data["model"]),
+        data["version"],
+        data.get("meta", {}),
+        load_file(str(path / WEIGHTS)),
+    )
+
+
+def load_denoiser(path: Path, device: str | torch.device = "cpu") -> tuple[EDMDenoiser, Checkpoint]:
+    """The U-Net in eval mode on `device`, and its checkpoint record."""
+    from ml.diffusion.unet import EDMDenoiser
+
+    ckpt = read(path)
+    model = EDMDenoiser(ckpt.config)
+    model.load_state_dict(ckpt.state)
+    return model.to(device).eval(), ckpt
+
+
+# --- AMED predictors -------------------------------------------------------------------
+
+
+def predictor_stem(path: Path, solver: str, nfe: int) -> Path:
+    """`<dir>/amed-<solver>-nfe<k>` (the predictor's files add .safetensors / .json)."""
+    return path / f"{PREDICTOR_PREFIX}{solver}-nfe{nfe}"
+
+
+def predictors_present(path: Path) -> dict[tuple[str, int], Path]:
+    """{(solver, nfe): weights file} for the predictors in `path` distilled for the U-Net
+    that is there now (no torch import)."""
+    found: dict[tuple[str, int], Path] = {}
+    version = read_version(path)
+    if version is None:
+        return found
+    for file in sorted(path.iterdir()):
+        m = _PREDICTOR_RE.match(file.name)
+        if not m:
+            continue
+        try:
+            meta = json.loads(file.with_suffix(".json").read_text()).get("meta", {})
+        except (OSError, ValueError):
+            continue
+        if meta.get("denoiser") in (None, version):
+            found[(m.group(1), int(m.group(2)))] = file
+    return found
+
+
+def save_amed(path: Path, predictor: AMEDPredictor) -> Path:
+    """Store a predictor beside the U-Net it was distilled for; returns its weights file."""
+    from ml.diffusion.amed import save_predictor
+
+    if not checkpoint_present(path):
+        raise FileNotFoundError(f"no diffusion checkpoint in {path} to attach a predictor to")
+    target = predictor_stem(path, predictor.solver, predictor.nfe).with_suffix(".safetensors")
+    predictor.meta = {**getattr(predictor, "meta", {}), "denoiser": read_version(path)}
+    save_predictor(target, predictor)
+    return target
+
+
+def load_amed(
+    path: Path, solver: str, nfe: int, device: str | torch.device = "cpu"
+) -> AMEDPredictor | None:
+    """The predictor for (solver, nfe) stored in `path`, or None."""
+    from ml.diffusion.amed import load_predictor
+
+    file = predictors_present(path).get((solver, nfe))
+    return load_predictor(file, device) if file is not None else None
