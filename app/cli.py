@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -155,20 +155,36 @@ def reindex(
             "current one, newest first.",
         ),
     ] = False,
+    thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--thumbnails",
+            help="Instead: back-fill paper thumbnails (FSQ tokens of the PDF, or a generated "
+            "placeholder), queueing ML-pool jobs for the papers that lack a current one.",
+        ),
+    ] = False,
     inline: Annotated[
         bool,
-        typer.Option(help="With --summaries: summarise here (ML extra and checkpoint needed)."),
+        typer.Option(
+            help="With --summaries or --thumbnails: compute here (ML extra and checkpoint needed)."
+        ),
     ] = False,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="With --summaries: at most this many papers.")
+        int | None,
+        typer.Option(min=1, help="With --summaries or --thumbnails: at most this many papers."),
     ] = None,
 ) -> None:
     """Rebuild the search index, re-link venue papers, and build the TF-IDF keywords behind
-    [Related]; or, with --summaries, back-fill TL;DRs."""
-    if (inline or limit is not None) and not summaries:
-        raise _fail("--inline and --limit go with --summaries")
+    [Related]; or, with --summaries, back-fill TL;DRs; or, with --thumbnails, thumbnails."""
+    if (inline or limit is not None) and not (summaries or thumbnails):
+        raise _fail("--inline and --limit go with --summaries or --thumbnails")
+    if summaries and thumbnails:
+        raise _fail("--summaries and --thumbnails are separate back-fills: run one at a time")
     if summaries:
         _reindex_summaries(inline=inline, limit=limit)
+        return
+    if thumbnails:
+        _reindex_thumbnails(inline=inline, limit=limit)
         return
     from app import related
     from app.db import store
@@ -197,6 +213,8 @@ def _reindex_summaries(*, inline: bool, limit: int | None) -> None:
     if inline:
         if reason := ml_unavailable(settings):
             raise _fail(reason)
+        if not tldrs.checkpoint_present(settings.summarizer_path_resolved):
+            raise _fail(tldrs.missing_checkpoint(settings.summarizer_path_resolved))
         # Only now, with torch and a checkpoint known to be there: app.cli stays torch-free.
         from ml.worker import summarize_inline
 
@@ -278,6 +296,113 @@ def _reindex_summaries(*, inline: bool, limit: int | None) -> None:
             f"note: no ML worker has announced itself and there is no summarizer checkpoint at "
             f"{settings.summarizer_path_resolved}: the jobs wait in the queue (for up to "
             f"{ml_jobs.BACKLOG_EXPIRES.days} days) until `papershelf worker --pool ml` runs",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _reindex_thumbnails(*, inline: bool, limit: int | None) -> None:
+    """`reindex --thumbnails`: queue `thumbnails_for_ids` jobs (or run them here)."""
+    import asyncio
+    import importlib.util
+    from datetime import UTC, datetime
+
+    from app import summaries as tldrs
+    from app import thumbnails as thumbs
+    from workers import pictures
+
+    settings = get_settings()
+    engine = _engine()
+    if inline:
+        if importlib.util.find_spec("torch") is None:
+            raise _fail("thumbnails need the ML extra: pip install -e '.[ml]'")
+        if not pictures.models_present(settings):
+            raise _fail(
+                f"no picture model: neither an FSQ tokenizer at {settings.fsq_path_resolved} "
+                f"nor a diffusion model at {settings.diffusion_path_resolved} (run `papershelf "
+                "ml train-fsq` or `papershelf ml train-diffusion`)"
+            )
+        # Only now, with torch and a checkpoint known to be there: app.cli stays torch-free.
+        from ml.pictures import thumbnails_inline
+
+        with Progress(
+            TextColumn("thumbnails"),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        ) as progress:
+            task = progress.add_task("thumbnails", total=limit)
+            try:
+                done = thumbnails_inline(
+                    settings, engine, limit=limit, on_batch=lambda n: progress.advance(task, n)
+                )
+            except RuntimeError as exc:
+                raise _fail(str(exc)) from None
+        out.print(
+            f"{done['pending']} papers lacked a current thumbnail (tokenizer {done['fsq']}, "
+            f"diffusion {done['diffusion']}); {done['written']} written",
+            markup=False,
+        )
+        return
+    if not settings.redis_url:
+        raise _fail(
+            "no Redis is configured (PAPERSHELF_REDIS_URL) to queue thumbnail jobs on; "
+            "use --inline to make them here"
+        )
+    from arq import create_pool
+    from redis.exceptions import RedisError
+
+    from workers import fetch as jobs
+
+    async def queue_jobs() -> tuple[dict[str, Any] | None, bool, int, int, int]:
+        redis = await create_pool(jobs.redis_settings(settings.redis_url))
+        try:
+            # The models a running ML worker announced; without one, any thumbnail counts as
+            # current here (the jobs re-check against the real models anyway).
+            found = await pictures.announced(redis, settings)
+            enabled = await pictures.thumbnails_enabled(redis, settings)
+            models = thumbs.Models(
+                fsq=((found or {}).get("fsq") or {}).get("version"),
+                diffusion=((found or {}).get("diffusion") or {}).get("version"),
+                solver=settings.thumbnail_solver,
+                nfe=settings.thumbnail_nfe,
+            )
+            with engine.connect() as conn:
+                count = thumbs.pending_count(conn, models)
+            queued = already = 0
+            start = datetime.now(UTC)
+            with engine.connect() as conn:
+                ids = thumbs.pending_ids(conn, models, limit=limit)
+                for rank, chunk in enumerate(tldrs.batched(ids, pictures.IDS_PER_JOB)):
+                    request = pictures.ids_request(chunk, rank=rank, start=start)
+                    if await jobs.submit(redis, settings, request) is None:
+                        already += 1
+                    else:
+                        queued += 1
+        finally:
+            await redis.aclose()
+        return found, enabled, count, queued, already
+
+    try:
+        found, enabled, count, queued, already = asyncio.run(queue_jobs())
+    except (RedisError, OSError) as exc:
+        raise _fail(f"cannot queue thumbnail jobs: Redis is unreachable ({exc})") from None
+    out.print(
+        f"{count} papers lack a current thumbnail"
+        + ("" if found else " (no ML worker has announced its models: any thumbnail counts)"),
+        markup=False,
+    )
+    out.print(
+        f"queued {queued} thumbnails_for_ids job{'s' if queued != 1 else ''} of up to "
+        f"{pictures.IDS_PER_JOB} papers on {settings.ml_queue}, newest papers first"
+        + (f" ({already} were already queued)" if already else ""),
+        markup=False,
+    )
+    if not enabled:
+        err.print(
+            "note: no ML worker has announced a picture model and there is no FSQ or diffusion "
+            "checkpoint here: the jobs wait in the queue until `papershelf worker --pool ml` runs",
             markup=False,
             highlight=False,
         )

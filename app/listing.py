@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 from app.db.models import Announcement, Paper, PaperCategory, PaperClicks
 from app.summaries import shown_tldrs
 from app.taxonomy import get_taxonomy
+from app.thumbnails import shown_thumbnails
 
 announcements = Announcement.__table__
 papers = Paper.__table__
@@ -214,6 +215,8 @@ class PaperCard:
     tldr: str | None = None
     tldr_model: str | None = None
     tldr_paper_version: int | None = None
+    # The stored thumbnail's URL (app.thumbnails), when the ML pool made one.
+    thumbnail_url: str | None = None
 
     @property
     def abs_url(self) -> str:
@@ -275,6 +278,9 @@ def paper_cards(conn: Connection, ids: Sequence[str]) -> dict[str, PaperCard]:
             if card := out.get(arxiv_id):
                 card.tldr, card.tldr_model = shown.text, shown.model
                 card.tldr_paper_version = shown.paper_version
+        for arxiv_id, thumb in shown_thumbnails(conn, chunk).items():
+            if card := out.get(arxiv_id):
+                card.thumbnail_url = thumb
     return out
 
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from app import __version__
 from app.db.engine import get_engine
 from app.settings import get_settings
-from app.web import api, faq, feeds, middleware, pages, related
+from app.web import api, faq, feeds, lab, middleware, ml_api, pages, related
 from app.web.deps import error_response
 
 
@@ -29,6 +29,8 @@ app = FastAPI(title="Papershelf", version=__version__, lifespan=lifespan)
 # swallow the .../related routes.
 app.include_router(related.router)
 app.include_router(faq.router)  # before api/pages too, for the same reason
+app.include_router(ml_api.router)  # before api: /papers/{id}/thumbnail.png
+app.include_router(lab.router)
 app.include_router(api.router)
 app.include_router(feeds.router)
 app.include_router(pages.router)

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     # Beams for the summaries the pool stores (1 = greedy).
     summarizer_beams: int = 1
 
+    # Picture models (ML pool II): checkpoint directories written by `papershelf ml train-fsq`
+    # and `papershelf ml train-diffusion` (+ `train-amed`); default: under data_dir/models.
+    fsq_path: Path | None = None
+    diffusion_path: Path | None = None
+    # Placeholder thumbnails for papers without a PDF picture: solver and network evaluations.
+    thumbnail_solver: str = "amed_plugin"
+    thumbnail_nfe: int = 5
+    # Where PDFs for real thumbnails come from, e.g. https://arxiv.org/pdf (fetched through the
+    # arXiv limiter); unset: every thumbnail is a generated placeholder.
+    thumbnail_pdf_url: str | None = None
+    # Largest image accepted by /api/v1/ml/ uploads, in bytes.
+    ml_max_image_bytes: int = 4_000_000
+
     # An OpenAI-compatible chat-completions endpoint for the FAQ (Kimi/Moonshot, vLLM, Ollama…).
     # Unset base URL: the FAQ button explains that no LLM is configured.
     llm_base_url: str | None = None
@@ -101,6 +114,14 @@ class Settings(BaseSettings):
     @property
     def summarizer_path_resolved(self) -> Path:
         return self.summarizer_path or self.data_dir / "models" / "summarizer"
+
+    @property
+    def fsq_path_resolved(self) -> Path:
+        return self.fsq_path or self.data_dir / "models" / "fsq"
+
+    @property
+    def diffusion_path_resolved(self) -> Path:
+        return self.diffusion_path or self.data_dir / "models" / "diffusion"
 
 
 @lru_cache

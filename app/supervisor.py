@@ -69,12 +69,21 @@ def die_with_parent() -> None:
 
 
 def ml_unavailable(settings: Settings) -> str | None:
-    """Why the ML worker cannot run here (no torch, no checkpoint), or None when it can.
+    """Why the ML worker cannot run here (no torch, no checkpoint of any of its models), or
+    None when it can.
     Checked without importing torch or the model."""
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("ml.worker") is None:
         return "the ML pool needs the ML extra: pip install -e '.[ml]'"
-    if not checkpoint_present(settings.summarizer_path_resolved):
-        return missing_checkpoint(settings.summarizer_path_resolved)
+    # Any one model is enough: the summarizer, the FSQ tokenizer or the diffusion model.
+    paths = (settings.fsq_path_resolved, settings.diffusion_path_resolved)
+    if not checkpoint_present(settings.summarizer_path_resolved) and not any(
+        checkpoint_present(p) for p in paths
+    ):
+        return (
+            f"{missing_checkpoint(settings.summarizer_path_resolved)}; and no picture model at "
+            f"{paths[0]} or {paths[1]} (`papershelf ml train-fsq`, `papershelf ml "
+            "train-diffusion`)"
+        )
     return None
 
 

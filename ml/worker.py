@@ -1,9 +1,12 @@
 """The ML pool: `papershelf worker --pool ml` (or `arq ml.worker.WorkerSettings`) writes
-TL;DRs into `summaries`, on its own queue (PAPERSHELF_ML_QUEUE).
+TL;DRs into `summaries` and thumbnails into `thumbnails`, and answers the picture API's
+jobs, on its own queue (PAPERSHELF_ML_QUEUE).
 
-The summarizer loads once, at start-up, from PAPERSHELF_SUMMARIZER_PATH onto
-PAPERSHELF_SUMMARIZER_DEVICE; without a checkpoint the worker does not start (the CLI says
-to run `papershelf ml train-summarizer`). Inference runs on one dedicated thread (a
+The models load once, at start-up: the summarizer from PAPERSHELF_SUMMARIZER_PATH, the FSQ
+tokenizer and the diffusion model from PAPERSHELF_FSQ_PATH and PAPERSHELF_DIFFUSION_PATH
+(ml.pictures), onto PAPERSHELF_SUMMARIZER_DEVICE. Any one of them is enough to start; a job
+whose model is missing says so (the TL;DR jobs skip, the picture jobs answer with the
+reason); with none the worker does not start. Inference runs on one dedicated thread (a
 single-thread executor), PAPERSHELF_ML_BATCH_SIZE papers per call, so the event loop keeps
 the heartbeat and the health key going while the model works. Each batch is written in one
 transaction (idempotent upserts, app.summaries) before the next starts: a killed worker
@@ -15,12 +18,22 @@ Jobs, queued by name through workers.summaries (which also explains the prioriti
 Both summarise only papers without a current TL;DR (see app.summaries), so at-least-once
 delivery and repeated requests cost a query, not inference.
 
-This module and ml.summarizer are the only ones that may import torch (lazily, in `load`).
+Picture jobs (queued through workers.pictures):
+- `thumbnails_for_listing(day, category)`, `thumbnails_for_ids(ids)`: thumbnails for papers
+  lacking a current one (app.thumbnails), like the TL;DR jobs;
+- `tokenize_images(images)`, `decode_tokens(grids)`, `sample_images(solver, nfe, seeds)`,
+  `lab_compare(images, paper)`: interactive, awaited by the web. They return a dict; bad
+  input comes back as {"error", "status": 422}, never as an exception the web would have to
+  unpickle (an exception from torch would import torch there).
+
+This module, ml.pictures and the model packages are the only ones that may import torch
+(lazily, where a model loads).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -34,11 +47,14 @@ import sqlalchemy.exc
 from arq import Retry
 from sqlalchemy import Engine
 
-from app import summaries
+from app import summaries, thumbnails
 from app.db.engine import get_engine
 from app.settings import Settings, get_settings
+from ml import pictures
 from ml.summarizer import Summarizer
+from workers import pictures as picture_jobs
 from workers.fetch import redis_settings
+from workers.politeness import RedisRateLimiter
 from workers.summaries import MODEL_KEY_TTL, model_key
 
 log = logging.getLogger("papershelf.ml")
@@ -49,6 +65,10 @@ T = TypeVar("T")
 
 class SummarizerMissing(RuntimeError):
     """No checkpoint where the settings point."""
+
+
+class NoModel(RuntimeError):
+    """No checkpoint at all: neither the summarizer nor a picture model."""
 
 
 def load_summarizer(settings: Settings) -> Summarizer:
@@ -114,21 +134,45 @@ def summarize_inline(
 # --- the arq pool ----------------------------------------------------------------------------
 
 
+def _load_summarizer_or_none(
+    loader: Callable[[Settings], Summarizer], settings: Settings
+) -> tuple[Summarizer | None, str | None]:
+    try:
+        return loader(settings), None
+    except SummarizerMissing as exc:
+        return None, str(exc)
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     settings = ctx.get("settings") or get_settings()  # tests pass their own
     ctx["settings"] = settings
     loader: Callable[[Settings], Summarizer] = ctx.get("load_summarizer") or load_summarizer
-    # One thread owns the model: batches never overlap, and the event loop stays free.
+    load_pictures: Callable[[Settings], pictures.PictureModels] = (
+        ctx.get("load_pictures") or pictures.load_models
+    )
+    # One thread owns the models: batches never overlap, and the event loop stays free.
     ctx["executor"] = executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="summarizer")
-    ctx["summarizer"] = await asyncio.get_running_loop().run_in_executor(executor, loader, settings)
+    loop = asyncio.get_running_loop()
+    ctx["summarizer"], ctx["summarizer_missing"] = await loop.run_in_executor(
+        executor, _load_summarizer_or_none, loader, settings
+    )
+    ctx["pictures"] = models = await loop.run_in_executor(executor, load_pictures, settings)
+    if ctx["summarizer"] is None and not models.any:
+        reasons = [ctx["summarizer_missing"], *models.missing.values()]
+        raise NoModel("the ML pool has no model to run: " + "; ".join(reasons))
+    pictures.check_thumbnail_settings(models, settings)
     ctx["engine"] = get_engine(settings)
     await _announce(ctx)
-    log.info(
-        "summarizer %s loaded from %s (device %s)",
-        ctx["summarizer"].version,
-        settings.summarizer_path_resolved,
-        settings.summarizer_device,
-    )
+    if ctx["summarizer"] is not None:
+        log.info(
+            "summarizer %s loaded from %s (device %s)",
+            ctx["summarizer"].version,
+            settings.summarizer_path_resolved,
+            settings.summarizer_device,
+        )
+    else:
+        log.info("no summarizer: %s", ctx["summarizer_missing"])
+    log.info("picture models: %s", models.announcement())
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -137,12 +181,20 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def _announce(ctx: dict[str, Any]) -> None:
-    """Tell queuers that an ML pool runs, and which model (workers.summaries reads it)."""
-    await ctx["redis"].set(
-        model_key(ctx["settings"]),
-        ctx["summarizer"].version,
-        ex=int(MODEL_KEY_TTL.total_seconds()),
-    )
+    """Tell queuers that an ML pool runs, and which models (workers.summaries and
+    workers.pictures read it)."""
+    settings: Settings = ctx["settings"]
+    if ctx.get("summarizer") is not None:
+        await ctx["redis"].set(
+            model_key(settings), ctx["summarizer"].version, ex=int(MODEL_KEY_TTL.total_seconds())
+        )
+    models: pictures.PictureModels | None = ctx.get("pictures")
+    if models is not None:
+        await ctx["redis"].set(
+            picture_jobs.pictures_key(settings),
+            json.dumps(models.announcement()),
+            ex=int(picture_jobs.ANNOUNCE_TTL.total_seconds()),
+        )
 
 
 async def _summarize(ctx: dict[str, Any], pending: list[summaries.Pending]) -> dict[str, Any]:
@@ -173,8 +225,18 @@ def _read(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
         return fn(conn, *args)
 
 
+def _no_summarizer(ctx: dict[str, Any]) -> dict[str, Any] | None:
+    """A TL;DR job on a pool without a summarizer is done at once: nothing to write."""
+    if ctx.get("summarizer") is not None:
+        return None
+    log.warning("job %s skipped: %s", ctx.get("job_id"), ctx.get("summarizer_missing"))
+    return {"skipped": ctx.get("summarizer_missing") or "no summarizer"}
+
+
 async def summarize_listing(ctx: dict[str, Any], day: str, category: str) -> dict[str, Any]:
     """TL;DRs for the papers of `category`'s list of `day` that lack a current one."""
+    if (skipped := _no_summarizer(ctx)) is not None:
+        return {"day": day, "category": category, **skipped}
     engine, version = ctx["engine"], ctx["summarizer"].version
     try:
         pending = await asyncio.to_thread(
@@ -189,6 +251,8 @@ async def summarize_listing(ctx: dict[str, Any], day: str, category: str) -> dic
 
 async def summarize_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     """TL;DRs for the stored papers among `ids` that lack a current one."""
+    if (skipped := _no_summarizer(ctx)) is not None:
+        return {"ids": len(ids), **skipped}
     engine, version = ctx["engine"], ctx["summarizer"].version
     try:
         pending = await asyncio.to_thread(_read, engine, summaries.pending_for_ids, ids, version)
@@ -199,10 +263,152 @@ async def summarize_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     return {"ids": len(ids), **result}
 
 
+# --- picture jobs ----------------------------------------------------------------------------
+
+
+async def _thumbnails(ctx: dict[str, Any], pending: list[thumbnails.Pending]) -> dict[str, Any]:
+    settings: Settings = ctx["settings"]
+    models: pictures.PictureModels = ctx["pictures"]
+    loop = asyncio.get_running_loop()
+    await _announce(ctx)
+    # PDFs only where a tokenizer can use them; they come from arXiv, through the
+    # deployment's one limiter (spacing, one connection).
+    fetch = bool(settings.thumbnail_pdf_url) and models.tokenizer is not None
+    slot = RedisRateLimiter.from_settings(ctx["redis"], settings).slot if fetch else None
+    written = 0
+    for batch in summaries.batched(pending, max(1, settings.ml_batch_size)):
+        pdfs = await pictures.fetch_pdfs(settings, batch, slot) if fetch else {}
+        rows = await loop.run_in_executor(
+            ctx["executor"], partial(pictures.make_thumbnails, models, settings, batch, pdfs)
+        )
+        written += await asyncio.to_thread(_write_thumbnails, ctx["engine"], rows)
+    versions = models.versions(settings)
+    return {
+        "fsq": versions.fsq,
+        "diffusion": versions.diffusion,
+        "pending": len(pending),
+        "written": written,
+    }
+
+
+def _write_thumbnails(engine: Engine, rows: Sequence[thumbnails.Written]) -> int:
+    with engine.begin() as conn:  # one transaction per batch
+        return thumbnails.upsert(conn, rows)
+
+
+def _no_pictures(ctx: dict[str, Any]) -> dict[str, Any] | None:
+    models: pictures.PictureModels = ctx["pictures"]
+    if models.any:
+        return None
+    reason = "; ".join(models.missing.values())
+    log.warning("job %s skipped: %s", ctx.get("job_id"), reason)
+    return {"skipped": reason}
+
+
+async def thumbnails_for_listing(ctx: dict[str, Any], day: str, category: str) -> dict[str, Any]:
+    """Thumbnails for the papers of `category`'s list of `day` that lack a current one."""
+    if (skipped := _no_pictures(ctx)) is not None:
+        return {"day": day, "category": category, **skipped}
+    versions = ctx["pictures"].versions(ctx["settings"])
+    try:
+        pending = await asyncio.to_thread(
+            _read,
+            ctx["engine"],
+            thumbnails.pending_for_day,
+            date.fromisoformat(day),
+            category,
+            versions,
+        )
+        result = await _thumbnails(ctx, pending)
+    except sqlalchemy.exc.OperationalError as exc:
+        _retry_locked(ctx, exc)
+        raise
+    return {"day": day, "category": category, **result}
+
+
+async def thumbnails_for_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+    """Thumbnails for the stored papers among `ids` that lack a current one."""
+    if (skipped := _no_pictures(ctx)) is not None:
+        return {"ids": len(ids), **skipped}
+    versions = ctx["pictures"].versions(ctx["settings"])
+    try:
+        pending = await asyncio.to_thread(
+            _read, ctx["engine"], thumbnails.pending_for_ids, ids, versions
+        )
+        result = await _thumbnails(ctx, pending)
+    except sqlalchemy.exc.OperationalError as exc:
+        _retry_locked(ctx, exc)
+        raise
+    return {"ids": len(ids), **result}
+
+
+async def _interactive(
+    ctx: dict[str, Any], needs: str | None, fn: Callable[..., dict[str, Any]], *args: Any
+) -> dict[str, Any]:
+    """Run `fn(model, *args)` on the inference thread for a waiting web request. Input the
+    model cannot take is {"error", "status": 422}; a missing model {"status": 503}; anything
+    else raises a plain RuntimeError (safe to unpickle in a torch-free process)."""
+    models: pictures.PictureModels = ctx["pictures"]
+    await _announce(ctx)
+    model: Any = models
+    if needs is not None:
+        model = getattr(models, needs)
+        if model is None:
+            key = "fsq" if needs == "tokenizer" else "diffusion"
+            return {"error": models.missing.get(key, f"no {key} model"), "status": 503}
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            ctx["executor"], partial(fn, model, *args)
+        )
+    except pictures.InputError as exc:
+        return {"error": str(exc), "status": 422}
+    except Exception as exc:
+        log.exception("job %s failed", ctx.get("job_id"))
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+
+
+async def tokenize_images(ctx: dict[str, Any], images: list[bytes]) -> dict[str, Any]:
+    """Images (PNG/JPEG… bytes) → FSQ tokens and reconstructions (PNG)."""
+    return await _interactive(ctx, "tokenizer", pictures.tokenize, images)
+
+
+async def decode_tokens(ctx: dict[str, Any], grids: list[list[list[int]]]) -> dict[str, Any]:
+    """FSQ token grids → PNGs."""
+    return await _interactive(ctx, "tokenizer", pictures.decode, grids)
+
+
+async def sample_images(
+    ctx: dict[str, Any], solver: str, nfe: int, seeds: list[int]
+) -> dict[str, Any]:
+    """Diffusion samples for `seeds` with `solver` at `nfe` network evaluations, timed."""
+    return await _interactive(ctx, "diffusion", pictures.sample, solver, nfe, seeds)
+
+
+async def lab_compare(
+    ctx: dict[str, Any], images: list[bytes], paper: list[str] | None
+) -> dict[str, Any]:
+    """What /lab shows: reconstructions per codebook size, the solver grid, CE vs EMO."""
+    title_abstract = (paper[0], paper[1]) if paper else None
+
+    def run(models: pictures.PictureModels) -> dict[str, Any]:
+        return pictures.lab(models, ctx["settings"], images, title_abstract, ctx.get("summarizer"))
+
+    return await _interactive(ctx, None, run)
+
+
 class WorkerSettings:
     """`papershelf worker --pool ml` (or `arq ml.worker.WorkerSettings`)."""
 
-    functions: ClassVar = [summarize_listing, summarize_ids]
+    functions: ClassVar = [
+        summarize_listing,
+        summarize_ids,
+        thumbnails_for_listing,
+        thumbnails_for_ids,
+        tokenize_images,
+        decode_tokens,
+        sample_images,
+        lab_compare,
+    ]
     queue_name = get_settings().ml_queue
     on_startup = startup
     on_shutdown = shutdown

@@ -157,6 +157,7 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
     result = await _db(_write_listing, engine, run_id, category, page)
     if page.day and result["stored_count"]:
         result["summaries_queued"] = await _queue_summaries(ctx, page.day, category, result)
+        result["thumbnails_queued"] = await _queue_thumbnails(ctx, page.day, category, result)
     return result
 
 
@@ -177,6 +178,24 @@ async def _queue_summaries(
         return await submit(ctx["redis"], settings, request) is not None
     except (redis.exceptions.RedisError, OSError) as exc:
         log.warning("could not queue the TL;DRs of %s %s: %s", category, day, exc)
+        return False
+
+
+async def _queue_thumbnails(
+    ctx: dict[str, Any], day: date, category: str, result: dict[str, Any]
+) -> bool:
+    """Ask the ML pool for the day's thumbnails, as for its TL;DRs (`papershelf reindex
+    --thumbnails` catches up on a failure)."""
+    from workers import pictures
+
+    settings: Settings = ctx["settings"]
+    try:
+        if not await pictures.thumbnails_enabled(ctx["redis"], settings):
+            return False
+        request = pictures.listing_request(day, category, stored=result["stored_count"])
+        return await submit(ctx["redis"], settings, request) is not None
+    except (redis.exceptions.RedisError, OSError) as exc:
+        log.warning("could not queue the thumbnails of %s %s: %s", category, day, exc)
         return False
 
 

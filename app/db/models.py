@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -261,4 +262,34 @@ class Faq(Base):
     prompt_hash: Mapped[str] = mapped_column(String(16))
     # The model's finish_reason: "stop", or "length" when max_tokens cut the answer.
     finish_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- thumbnails (migration 0006); written only by app.thumbnails ---------------------------
+
+
+class Thumbnail(Base):
+    """A paper's small picture from the ML pool: the FSQ tokens of its PDF's first page
+    ("pdf"), or a placeholder sampled by the diffusion model ("generated"). The decoded PNG
+    is kept so the site never needs the model; another model version makes the row stale."""
+
+    __tablename__ = "thumbnails"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(16))  # pdf | generated
+    # LoadedTokenizer.version (pdf) or LoadedDiffusion.version (generated).
+    model_version: Mapped[str] = mapped_column(String(128))
+    paper_version: Mapped[int | None] = mapped_column(Integer)  # the PDF's version (pdf only)
+    # pdf only: the token grid, row-major uint16 little-endian, and the FSQ levels ("8,5,5,5").
+    tokens: Mapped[bytes | None] = mapped_column(LargeBinary)
+    grid_h: Mapped[int | None] = mapped_column(Integer)
+    grid_w: Mapped[int | None] = mapped_column(Integer)
+    levels: Mapped[str | None] = mapped_column(String(64))
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    # generated only: how it was sampled (the seed is seed_for_paper(arxiv_id)).
+    solver: Mapped[str | None] = mapped_column(String(32))
+    nfe: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

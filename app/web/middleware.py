@@ -68,6 +68,8 @@ SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), *OTHER_SECURITY_
 DOCS_SECURITY_HEADERS = [(b"content-security-policy", DOCS_CSP.encode()), *OTHER_SECURITY_HEADERS]
 # Request bodies on /api/ larger than this (by Content-Length) are refused with 413.
 MAX_API_BODY = 64 * 1024
+# Uploads that enforce their own, larger limit (PAPERSHELF_ML_MAX_IMAGE_BYTES).
+OWN_BODY_LIMIT = frozenset({"/api/v1/ml/tokenize"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 METRICS_PATH = "/metrics"
 UNMATCHED = "<unmatched>"
@@ -308,7 +310,9 @@ class PapershelfMiddleware:
                     },
                     [(b"retry-after", str(retry).encode())],
                 )
-            elif body_size > MAX_API_BODY and path.startswith("/api/"):
+            elif (
+                body_size > MAX_API_BODY and path.startswith("/api/") and path not in OWN_BODY_LIMIT
+            ):
                 route = "<too-large>"
                 await _send_json(
                     send_wrapper,
