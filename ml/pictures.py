@@ -159,7 +159,7 @@ def tokenize(tokenizer: LoadedTokenizer, images: Sequence[bytes]) -> dict[str, A
     recon = tokenizer.decode(tokens)
     items = []
     for original, grid, out in zip(batch, tokens, recon, strict=True):
-        mse = float(np.mean((original.astype(np.float64) - out.astype(np.float64)) ** 2))
+        mse = pixel_mse(original, out)
         items.append(
             {
                 "tokens": grid.astype(int).tolist(),
@@ -172,8 +172,13 @@ def tokenize(tokenizer: LoadedTokenizer, images: Sequence[bytes]) -> dict[str, A
     return {**_tokenizer_fields(tokenizer), "items": items}
 
 
+def pixel_mse(a: np.ndarray, b: np.ndarray) -> float:
+    """MSE with pixels in [0, 1], as `papershelf ml eval-fsq` reports it."""
+    return float(np.mean((a.astype(np.float64) / 255.0 - b.astype(np.float64) / 255.0) ** 2))
+
+
 def psnr(mse: float) -> float | None:
-    return None if mse <= 0 else 10 * math.log10(255.0**2 / mse)
+    return None if mse <= 0 else 10 * math.log10(1.0 / mse)
 
 
 def _tokenizer_fields(tokenizer: LoadedTokenizer) -> dict[str, Any]:
@@ -482,7 +487,7 @@ def lab_reconstructions(
                 lambda path=path: LoadedTokenizer.load(path, settings.summarizer_device),
             )
         recon = tok.reconstruct(batch)
-        mse = float(np.mean((batch.astype(np.float64) - recon.astype(np.float64)) ** 2))
+        mse = pixel_mse(batch, recon)
         rows.append(
             {
                 "name": path.name,

@@ -94,7 +94,7 @@ class TokenizeOut(BaseModel):
     tokens: list[list[int]] = Field(description="The token grid, row by row")
     input_png_base64: str = Field(description="The image as the tokenizer saw it (64×64)")
     reconstruction_png_base64: str = Field(description="Decoded from the tokens")
-    mse: float = Field(description="Mean squared error of the reconstruction (0–255 scale)")
+    mse: float = Field(description="Mean squared error of the reconstruction (pixels in [0, 1])")
     psnr: float | None = Field(description="PSNR in dB (null when identical)")
 
 
