@@ -76,10 +76,15 @@ class PictureModels:
         return self.tokenizer is not None or self.diffusion is not None
 
     def versions(self, settings: Settings) -> thumbnails.Models:
+        solver = self.thumbnail_solver(settings)
         return thumbnails.Models(
             fsq=self.tokenizer.version if self.tokenizer else None,
-            diffusion=self.diffusion.version if self.diffusion else None,
-            solver=self.thumbnail_solver(settings),
+            diffusion=(
+                self.diffusion.sampler_version(solver, settings.thumbnail_nfe)
+                if self.diffusion
+                else None
+            ),
+            solver=solver,
             nfe=settings.thumbnail_nfe,
         )
 
@@ -347,7 +352,7 @@ def make_thumbnails(
                 thumbnails.Written(
                     p.arxiv_id,
                     "generated",
-                    diff.version,
+                    diff.sampler_version(solver, settings.thumbnail_nfe),
                     to_png(img),
                     solver=solver,
                     nfe=settings.thumbnail_nfe,

@@ -99,6 +99,14 @@ class LoadedDiffusion:
             ]
         )
 
+    def sampler_version(self, solver: str, nfe: int) -> str:
+        """What a stored sample depends on besides solver and NFE: the U-Net's version, plus
+        the AMED predictor's for an AMED solver (a retrained predictor draws other images)."""
+        predictor = self.predictors.get((solver, nfe))
+        if predictor is None or "version" not in predictor.meta:
+            return self.version
+        return f"{self.version}+{predictor.meta['version']}"
+
     def sample(self, seeds: Sequence[int], solver: str, nfe: int) -> np.ndarray:
         """uint8 images (N, H, W, C) (C = 1 for grey models); deterministic per seed.
         ValueError for an unknown solver, an unreachable NFE, or an AMED solver without a

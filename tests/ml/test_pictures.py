@@ -257,6 +257,38 @@ async def test_another_model_makes_thumbnails_stale(
     assert set(after.values()) != set(before.values()) and len(set(after.values())) == 1
 
 
+async def test_a_retrained_amed_predictor_makes_placeholders_stale(
+    sqlite_engine: Engine, tmp_path: Path, redis_url: str, pool: ArqRedis, tiny_models: Any
+) -> None:
+    import shutil
+
+    import torch
+
+    from ml.diffusion import checkpoint
+
+    copy = tmp_path / "diffusion-copy"
+    shutil.copytree(tiny_models["diffusion"], copy)
+    settings = make_settings(sqlite_engine, tmp_path, redis_url, tiny_models).model_copy(
+        update={"diffusion_path": copy}
+    )
+    seed(sqlite_engine, [rec(1)])
+    assert await submit(pool, settings, picture_jobs.ids_request(["2607.00001"]))
+    await run_burst(settings)
+    before = rows(sqlite_engine)["2607.00001"].model_version
+    assert "+amed-amed_plugin-nfe5-" in before  # the predictor is part of the version
+
+    # The same U-Net, another predictor (as after `papershelf ml train-amed` again).
+    predictor = checkpoint.load_amed(copy, "amed_plugin", 5)
+    assert predictor is not None
+    with torch.no_grad():
+        next(predictor.parameters()).add_(0.05)
+    checkpoint.save_amed(copy, predictor)
+    assert await submit(pool, settings, picture_jobs.ids_request(["2607.00001", "2607.99998"]))
+    await run_burst(settings)
+    after = rows(sqlite_engine)["2607.00001"].model_version
+    assert after != before and after.split("+")[0] == before.split("+")[0]
+
+
 class PdfServer:
     """Loopback HTTP: /<id>v<n> answers a one-page PDF for the ids in `pdfs`, else 404."""
 
