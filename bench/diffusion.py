@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="U-Net training steps [1000]")
     ap.add_argument("--nfe", default=None, help="comma-separated NFEs [3,5,7,9]")
     ap.add_argument("--samples", type=int, default=None, help="images per solver × NFE [384]")
-    ap.add_argument("--amed-samples", type=int, default=None, help="AMED distillation [256]")
+    ap.add_argument("--amed-samples", type=int, default=None, help="AMED distillation [1024]")
     ap.add_argument(
         "--amed-objective",
         choices=["trajectory", "final", "per_step"],
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads or 1)
     nfes = [int(v) for v in args.nfe.split(",")] if args.nfe else ([5] if quick else [3, 5, 7, 9])
     samples = args.samples or (48 if quick else 384)
-    amed_samples = args.amed_samples or (16 if quick else 256)
+    amed_samples = args.amed_samples or (16 if quick else 1024)
     teacher_steps = args.teacher_steps or (8 if quick else 32)
     images_dir = find_data() / "images"
     tmp = None

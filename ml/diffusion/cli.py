@@ -190,7 +190,7 @@ def register(cli: typer.Typer) -> None:
             str, typer.Option(help="amed, amed_plugin, or both comma-separated")
         ] = "amed,amed_plugin",
         nfe: Annotated[str, typer.Option(help="Comma-separated NFEs")] = "3,5,7,9",
-        samples: Annotated[int, typer.Option(min=1, help="Noise draws to distil on")] = 256,
+        samples: Annotated[int, typer.Option(min=1, help="Noise draws to distil on")] = 1024,
         batch: Annotated[int, typer.Option(min=1)] = 16,
         lr: float = 5e-3,
         seed: Annotated[int, typer.Option(help="Noise seed (eval-diffusion draws with 0)")] = 1,
