@@ -34,18 +34,17 @@ plus the same name with `.json` (config and version), both written atomically.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
 from ml.diffusion.denoiser import Denoiser
 from ml.diffusion.samplers import AMED_SOLVERS, Stepper, grid, heun_path, plan
 from ml.diffusion.schedules import SCHEDULES, time_steps
@@ -167,14 +166,6 @@ class AMEDPredictor(nn.Module):
 # -- checkpoint ------------------------------------------------------------------------------
 
 
-def _digest(state: dict[str, Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()[:10]
-
-
 def _config_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
@@ -184,21 +175,17 @@ def save_predictor(path: Path, predictor: AMEDPredictor) -> str:
     returns the version, which changes whenever the weights do."""
     if path.suffix != ".safetensors":
         raise ValueError(f"a predictor is saved as a .safetensors file, got {path}")
-    state = {k: v.detach().cpu().contiguous() for k, v in predictor.state_dict().items()}
-    version = f"amed-{predictor.solver}-nfe{predictor.nfe}-{_digest(state)}"
+    state = cpu_state(predictor)
+    version = f"amed-{predictor.solver}-nfe{predictor.nfe}-{weights_digest(state)}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_w = path.with_name(f".{path.name}.tmp")
-    tmp_c = path.with_name(f".{_config_path(path).name}.tmp")
-    save_file(state, str(tmp_w), metadata={"version": version})
+    write_weights(path, state, version)
     config = {
         "format": FORMAT,
         "version": version,
         "predictor": predictor.config(),
         "meta": predictor.meta,
     }
-    tmp_c.write_text(json.dumps(config, indent=2))
-    os.replace(tmp_w, path)
-    os.replace(tmp_c, _config_path(path))
+    write_json(_config_path(path), config)
     return version
 
 

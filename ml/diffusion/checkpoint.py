@@ -14,9 +14,7 @@ torch loads lazily, so `checkpoint_present` costs no torch import (the web app c
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,32 +46,16 @@ class Checkpoint:
     state: dict[str, torch.Tensor]
 
 
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()[:10]
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def save(path: Path, model: EDMDenoiser, meta: dict[str, Any]) -> str:
     """Write the U-Net (atomically) and return its version; stale predictors are removed."""
-    from safetensors.torch import save_file
+    from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = cpu_state(model)
     version = f"diffusion-{meta.get('dataset', 'custom')}-{weights_digest(state)}"
     path.mkdir(parents=True, exist_ok=True)
     previous = read_version(path)
-    tmp_w = path / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp_w), metadata={"version": version})
-    os.replace(tmp_w, path / WEIGHTS)
-    _write_json(
+    write_weights(path / WEIGHTS, state, version)
+    write_json(
         path / CONFIG,
         {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta},
     )

@@ -6,16 +6,15 @@ Written atomically (temporary files + os.replace), so a killed run keeps the pre
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
 from ml.fsq import CONFIG, WEIGHTS, checkpoint_present
 from ml.fsq.autoencoder import Tokenizer, TokenizerConfig
 
@@ -30,14 +29,6 @@ class Checkpoint:
     state: dict[str, torch.Tensor]
 
 
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()[:10]
-
-
 def version_for(cfg: TokenizerConfig, state: dict[str, torch.Tensor]) -> str:
     """e.g. `fsq-8x5x5x5-<digest10>` or `vq-1024-<digest10>`."""
     shape = "x".join(map(str, cfg.levels)) if cfg.quantizer == "fsq" else str(cfg.codebook_size)
@@ -46,25 +37,15 @@ def version_for(cfg: TokenizerConfig, state: dict[str, torch.Tensor]) -> str:
 
 def save(path: Path, model: Tokenizer, meta: dict[str, Any] | None = None) -> str:
     """Write the checkpoint; returns its version string."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = cpu_state(model)
     version = version_for(model.cfg, state)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tmp_w, tmp_c = path / f".{WEIGHTS}.tmp", path / f".{CONFIG}.tmp"
-    save_file(state, str(tmp_w), metadata={"version": version})
-    tmp_c.write_text(
-        json.dumps(
-            {
-                "format": FORMAT,
-                "version": version,
-                "model": model.cfg.to_dict(),
-                "meta": meta or {},
-            },
-            indent=2,
-        )
+    write_weights(path / WEIGHTS, state, version)
+    write_json(
+        path / CONFIG,
+        {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta or {}},
     )
-    os.replace(tmp_w, path / WEIGHTS)
-    os.replace(tmp_c, path / CONFIG)
     return version
 
 

@@ -6,16 +6,15 @@ its own checkpoint (by default the packaged MiniLM), so a checkpoint is about 20
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
 from ml.summarizer.model import ModelConfig, Summarizer
 
 WEIGHTS = "model.safetensors"
@@ -31,30 +30,17 @@ class Checkpoint:
     state: dict[str, torch.Tensor]
 
 
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()[:10]
-
-
 def save(path: Path, model: Summarizer, meta: dict[str, Any]) -> str:
     """Write the checkpoint atomically (a killed run keeps the previous one); returns the
     version string, which changes whenever the weights do."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = cpu_state(model)
     version = f"{meta.get('name', 'tldr')}-{meta.get('objective', 'ce')}-{weights_digest(state)}"
     path.mkdir(parents=True, exist_ok=True)
-    tmp_w, tmp_c = path / f".{WEIGHTS}.tmp", path / f".{CONFIG}.tmp"
-    save_file(state, str(tmp_w), metadata={"version": version})
-    tmp_c.write_text(
-        json.dumps(
-            {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta},
-            indent=2,
-        )
+    write_weights(path / WEIGHTS, state, version)
+    write_json(
+        path / CONFIG,
+        {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta},
     )
-    os.replace(tmp_w, path / WEIGHTS)
-    os.replace(tmp_c, path / CONFIG)
     return version
 
 
