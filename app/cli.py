@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 cli = typer.Typer(help="Papershelf admin commands.", no_args_is_help=True, add_completion=False)
 db_cli = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
@@ -203,7 +204,6 @@ def reindex(
 def _reindex_summaries(*, inline: bool, limit: int | None) -> None:
     """`reindex --summaries`: queue `summarize_ids` jobs (or run them here with --inline)."""
     import asyncio
-    from datetime import UTC, datetime
 
     from app import summaries as tldrs
     from app.supervisor import ml_unavailable
@@ -257,16 +257,9 @@ def _reindex_summaries(*, inline: bool, limit: int | None) -> None:
             enabled = await ml_jobs.ml_pool_enabled(redis, settings)
             with engine.connect() as conn:
                 counts = tldrs.pending_counts(conn, model)
-            queued = already = 0
-            start = datetime.now(UTC)
             with engine.connect() as conn:
                 ids = tldrs.pending_ids(conn, model, limit=limit)
-                for rank, chunk in enumerate(tldrs.batched(ids, per_job)):
-                    request = ml_jobs.ids_request(chunk, rank=rank, start=start)
-                    if await jobs.submit(redis, settings, request) is None:
-                        already += 1
-                    else:
-                        queued += 1
+                queued, already = await _queue_ids(redis, settings, ids, per_job, ml_jobs)
         finally:
             await redis.aclose()
         return model, enabled, counts, queued, already
@@ -305,9 +298,7 @@ def _reindex_thumbnails(*, inline: bool, limit: int | None) -> None:
     """`reindex --thumbnails`: queue `thumbnails_for_ids` jobs (or run them here)."""
     import asyncio
     import importlib.util
-    from datetime import UTC, datetime
 
-    from app import summaries as tldrs
     from app import thumbnails as thumbs
     from workers import pictures
 
@@ -362,24 +353,21 @@ def _reindex_thumbnails(*, inline: bool, limit: int | None) -> None:
             # current here (the jobs re-check against the real models anyway).
             found = await pictures.announced(redis, settings)
             enabled = await pictures.thumbnails_enabled(redis, settings)
+            # The versions the worker writes with (its solver may fall back to iPNDM).
+            current = (found or {}).get("thumbnails") or {}
             models = thumbs.Models(
-                fsq=((found or {}).get("fsq") or {}).get("version"),
-                diffusion=((found or {}).get("diffusion") or {}).get("version"),
-                solver=settings.thumbnail_solver,
-                nfe=settings.thumbnail_nfe,
+                fsq=current.get("fsq"),
+                diffusion=current.get("diffusion"),
+                solver=current.get("solver", settings.thumbnail_solver),
+                nfe=current.get("nfe", settings.thumbnail_nfe),
             )
             with engine.connect() as conn:
                 count = thumbs.pending_count(conn, models)
-            queued = already = 0
-            start = datetime.now(UTC)
             with engine.connect() as conn:
                 ids = thumbs.pending_ids(conn, models, limit=limit)
-                for rank, chunk in enumerate(tldrs.batched(ids, pictures.IDS_PER_JOB)):
-                    request = pictures.ids_request(chunk, rank=rank, start=start)
-                    if await jobs.submit(redis, settings, request) is None:
-                        already += 1
-                    else:
-                        queued += 1
+                queued, already = await _queue_ids(
+                    redis, settings, ids, pictures.IDS_PER_JOB, pictures
+                )
         finally:
             await redis.aclose()
         return found, enabled, count, queued, already
@@ -406,6 +394,25 @@ def _reindex_thumbnails(*, inline: bool, limit: int | None) -> None:
             markup=False,
             highlight=False,
         )
+
+
+async def _queue_ids(
+    redis: Any, settings: Settings, ids: Iterable[str], per_job: int, queuer: Any
+) -> tuple[int, int]:
+    """Queue back-fill jobs of `per_job` ids, newest first (rank order); `queuer` is the
+    module whose `ids_request` builds the job. Returns (queued, already queued)."""
+    from app.summaries import batched
+    from workers.fetch import submit
+
+    queued = already = 0
+    start = datetime.now(UTC)
+    for rank, chunk in enumerate(batched(ids, per_job)):
+        request = queuer.ids_request(chunk, rank=rank, start=start)
+        if await submit(redis, settings, request) is None:
+            already += 1
+        else:
+            queued += 1
+    return queued, already
 
 
 @cli.command()

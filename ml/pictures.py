@@ -98,8 +98,9 @@ class PictureModels:
             return wanted
         return FALLBACK_SOLVER
 
-    def announcement(self) -> dict[str, Any]:
-        """What the pool tells the web (workers.pictures reads it)."""
+    def announcement(self, settings: Settings) -> dict[str, Any]:
+        """What the pool tells the web and the CLI (workers.pictures reads it), including the
+        versions a current thumbnail must carry (`reindex --thumbnails` counts with them)."""
         fsq = diffusion = None
         if (t := self.tokenizer) is not None:
             fsq = {
@@ -115,7 +116,14 @@ class PictureModels:
                 "solvers": list(d.solvers_available()),
                 "amed_nfes": d.predictor_nfes(),
             }
-        return {"fsq": fsq, "diffusion": diffusion, "missing": dict(self.missing)}
+        v = self.versions(settings)
+        current = {"fsq": v.fsq, "diffusion": v.diffusion, "solver": v.solver, "nfe": v.nfe}
+        return {
+            "fsq": fsq,
+            "diffusion": diffusion,
+            "thumbnails": current,
+            "missing": dict(self.missing),
+        }
 
 
 def load_models(settings: Settings) -> PictureModels:

@@ -172,7 +172,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         )
     else:
         log.info("no summarizer: %s", ctx["summarizer_missing"])
-    log.info("picture models: %s", models.announcement())
+    log.info("picture models: %s", models.announcement(settings))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -192,7 +192,7 @@ async def _announce(ctx: dict[str, Any]) -> None:
     if models is not None:
         await ctx["redis"].set(
             picture_jobs.pictures_key(settings),
-            json.dumps(models.announcement()),
+            json.dumps(models.announcement(settings)),
             ex=int(picture_jobs.ANNOUNCE_TTL.total_seconds()),
         )
 

@@ -610,4 +610,9 @@ def test_reindex_thumbnails(
     worker = asyncio.run(run_burst(models))
     assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
     assert len(rows(engine)) == 5
+    # The worker announced what it writes with (AMED predictor included): all are current.
+    again = run("reindex", "--thumbnails")
+    assert again.exit_code == 0, again.output
+    assert "0 papers lack a current thumbnail" in again.output
+    assert "queued 0 thumbnails_for_ids jobs" in again.output
     engine.dispose()
