@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -360,6 +360,11 @@ def _reindex_thumbnails(*, inline: bool, limit: int | None) -> None:
                 diffusion=current.get("diffusion"),
                 solver=current.get("solver", settings.thumbnail_solver),
                 nfe=current.get("nfe", settings.thumbnail_nfe),
+                pdf_retry_before=(
+                    datetime.now(UTC) - timedelta(days=days)
+                    if (days := current.get("pdf_retry_days"))
+                    else None
+                ),
             )
             with engine.connect() as conn:
                 count = thumbs.pending_count(conn, models)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Where PDFs for real thumbnails come from, e.g. https://arxiv.org/pdf (fetched through the
     # arXiv limiter); unset: every thumbnail is a generated placeholder.
     thumbnail_pdf_url: str | None = None
+    # With PDFs on, a placeholder is made again (its PDF tried again) after this many days:
+    # placeholders made while PDFs were off are upgraded on the next back-fill.
+    thumbnail_pdf_retry_days: int = Field(default=7, ge=1)
     # Largest image accepted by /api/v1/ml/ uploads, in bytes.
     ml_max_image_bytes: int = 4_000_000
 

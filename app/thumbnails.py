@@ -166,6 +166,9 @@ class Models:
     diffusion: str | None = None
     solver: str = "amed_plugin"
     nfe: int = 5
+    # Set when the pool fetches PDFs: a placeholder whose PDF was not tried since then (or
+    # never: it was made with PDFs off) is stale, so it gets its PDF picture when one exists.
+    pdf_retry_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +184,8 @@ def _joined() -> sa.FromClause:
 def _needs_thumbnail(models: Models) -> sa.ColumnElement[bool]:
     """On `_joined()`: no thumbnail, or one the pool would make differently now. A PDF
     thumbnail is stale for a new paper version or another tokenizer (when the pool has
-    one); a placeholder for another diffusion model, solver or NFE (when it has one)."""
+    one); a placeholder for another diffusion model, solver or NFE (when it has one), and,
+    when the pool fetches PDFs, for a PDF not tried since `pdf_retry_before`."""
     t = thumbnails_t.c
     stale: list[sa.ColumnElement[bool]] = [t.arxiv_id.is_(None)]
     if models.fsq is not None:
@@ -203,6 +207,13 @@ def _needs_thumbnail(models: Models) -> sa.ColumnElement[bool]:
                     t.solver.is_distinct_from(models.solver),
                     t.nfe.is_distinct_from(models.nfe),
                 ),
+            )
+        )
+    if models.pdf_retry_before is not None:
+        stale.append(
+            sa.and_(
+                t.source == "generated",
+                sa.or_(t.pdf_tried_at.is_(None), t.pdf_tried_at < models.pdf_retry_before),
             )
         )
     return sa.or_(*stale)
@@ -281,6 +292,7 @@ class Written:
     solver: str | None = None
     nfe: int | None = None
     seed: int | None = None
+    pdf_tried_at: datetime | None = None  # a placeholder made after its PDF failed
 
     @classmethod
     def from_tokens(
@@ -317,6 +329,7 @@ _COLUMNS = (
     "solver",
     "nfe",
     "seed",
+    "pdf_tried_at",
 )
 
 
@@ -343,7 +356,14 @@ def upsert(conn: Connection, rows: Iterable[Written], *, now: datetime | None = 
         new, old = stmt.excluded, thumbnails_t.c
         stmt = stmt.on_conflict_do_update(
             index_elements=[old.arxiv_id],
-            set_={c: getattr(new, c) for c in (*_COLUMNS, "created_at")},
+            set_={
+                **{c: getattr(new, c) for c in _COLUMNS},
+                # Only a new picture gets a new URL (a retried PDF may change nothing shown).
+                "created_at": sa.case(
+                    (sa.and_(old.png == new.png, old.source == new.source), old.created_at),
+                    else_=new.created_at,
+                ),
+            },
             where=sa.and_(
                 sa.or_(old.source != "pdf", new.source == "pdf"),
                 sa.or_(

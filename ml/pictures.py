@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,16 @@ class PictureModels:
             ),
             solver=solver,
             nfe=settings.thumbnail_nfe,
+            pdf_retry_before=(
+                datetime.now(UTC) - timedelta(days=settings.thumbnail_pdf_retry_days)
+                if self.fetches_pdfs(settings)
+                else None
+            ),
         )
+
+    def fetches_pdfs(self, settings: Settings) -> bool:
+        """Whether thumbnails come from PDFs: a URL is set and a tokenizer is loaded."""
+        return bool(settings.thumbnail_pdf_url) and self.tokenizer is not None
 
     def thumbnail_solver(self, settings: Settings) -> str:
         """The configured solver, or iPNDM (what AMED-Plugin builds on) when the checkpoint
@@ -117,7 +127,16 @@ class PictureModels:
                 "amed_nfes": d.predictor_nfes(),
             }
         v = self.versions(settings)
-        current = {"fsq": v.fsq, "diffusion": v.diffusion, "solver": v.solver, "nfe": v.nfe}
+        current = {
+            "fsq": v.fsq,
+            "diffusion": v.diffusion,
+            "solver": v.solver,
+            "nfe": v.nfe,
+            # The CLI derives `pdf_retry_before` from this at the time it counts.
+            "pdf_retry_days": (
+                settings.thumbnail_pdf_retry_days if self.fetches_pdfs(settings) else None
+            ),
+        }
         return {
             "fsq": fsq,
             "diffusion": diffusion,
@@ -353,6 +372,7 @@ def make_thumbnails(
             )
     if placeholders and (diff := models.diffusion) is not None:
         solver = models.thumbnail_solver(settings)
+        tried = datetime.now(UTC) if models.fetches_pdfs(settings) else None
         seeds = [seed_for_paper(p.arxiv_id) for p in placeholders]
         images = diff.sample(seeds, solver, settings.thumbnail_nfe)
         for p, seed, img in zip(placeholders, seeds, images, strict=True):
@@ -365,6 +385,7 @@ def make_thumbnails(
                     solver=solver,
                     nfe=settings.thumbnail_nfe,
                     seed=seed,
+                    pdf_tried_at=tried,
                 )
             )
     return out

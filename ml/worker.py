@@ -273,7 +273,7 @@ async def _thumbnails(ctx: dict[str, Any], pending: list[thumbnails.Pending]) ->
     await _announce(ctx)
     # PDFs only where a tokenizer can use them; they come from arXiv, through the
     # deployment's one limiter (spacing, one connection).
-    fetch = bool(settings.thumbnail_pdf_url) and models.tokenizer is not None
+    fetch = models.fetches_pdfs(settings)
     slot = RedisRateLimiter.from_settings(ctx["redis"], settings).slot if fetch else None
     written = 0
     for batch in summaries.batched(pending, max(1, settings.ml_batch_size)):

@@ -265,7 +265,7 @@ class Faq(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# --- thumbnails (migration 0006); written only by app.thumbnails ---------------------------
+# --- thumbnails (migrations 0006, 0007); written only by app.thumbnails ---------------------------
 
 
 class Thumbnail(Base):
@@ -293,3 +293,6 @@ class Thumbnail(Base):
     nfe: Mapped[int | None] = mapped_column(Integer)
     seed: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # generated only (migration 0007): when a PDF was last tried for this paper and could not
+    # be used; None when PDFs were off. With PDFs on, a placeholder is retried after a while.
+    pdf_tried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -5,6 +5,7 @@ and Pillow's checks of uploads."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -138,6 +139,32 @@ def test_what_is_stale(engine: Engine) -> None:
     assert sorted(newest) == sorted(expected) and count == len(expected)
     assert fsq_pending == {"2607.00001", "2607.00002", "2607.00006", "2607.00009"}
     assert diff_pending == {"2607.00004", "2607.00005", "2607.00006", "2607.00009"}
+
+
+def test_with_pdfs_on_placeholders_wait_for_their_pdf(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.upsert_papers(conn, [rec(n) for n in range(1, 5)])
+        tried_then = replace(gen_row(3), pdf_tried_at=T0)
+        tried_long_ago = replace(gen_row(4), pdf_tried_at=T0 - timedelta(days=30))
+        thumbnails.upsert(conn, [pdf_row(1), gen_row(2), tried_then, tried_long_ago], now=T0)
+    ids = [f"2607.{n:05d}" for n in range(1, 5)]
+    with engine.connect() as conn:
+        # PDFs off: every row is current.
+        assert thumbnails.pending_for_ids(conn, ids, MODELS) == []
+        # PDFs on: a placeholder made with PDFs off, or whose PDF was tried before the
+        # cut-off, is stale; one tried since is not; a PDF thumbnail never is.
+        on = replace(MODELS, pdf_retry_before=T0 - timedelta(days=7))
+        stale = [p.arxiv_id for p in thumbnails.pending_for_ids(conn, ids, on)]
+        assert stale == ["2607.00002", "2607.00004"]
+        assert thumbnails.pending_count(conn, on) == 2
+
+    # Trying the PDF again without a new picture: the row records it, its URL stays.
+    with engine.begin() as conn:
+        shown = thumbnails.shown_thumbnails(conn, ["2607.00002"])
+        retried = replace(gen_row(2), pdf_tried_at=T0)
+        assert thumbnails.upsert(conn, [retried], now=T0 + timedelta(days=1)) == 1
+        assert thumbnails.shown_thumbnails(conn, ["2607.00002"]) == shown
+        assert thumbnails.pending_for_ids(conn, ["2607.00002"], on) == []
 
 
 def test_rows_go_with_their_paper(sqlite_engine: Engine) -> None:

@@ -13,7 +13,7 @@ import io
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -508,6 +508,42 @@ async def test_lab_job(
     # The same noise for every solver: NFE 9 DDIM and NFE 9 iPNDM differ, but both exist.
     assert grid["ddim"][2]["pngs"][0] != grid["ipndm"][2]["pngs"][0]
     assert "train-summarizer" in result["summaries"]["missing"]
+
+
+def test_turning_pdfs_on_upgrades_placeholders(
+    sqlite_engine: Engine, tmp_path: Path, tiny_models: Any, pdf_server: PdfServer
+) -> None:
+    """Placeholders made while PDFs were off get their PDF picture once PDFs are on; a paper
+    whose PDF fails keeps its placeholder (same picture, same URL) and is tried again only
+    after `thumbnail_pdf_retry_days`."""
+    off = make_settings(sqlite_engine, tmp_path, "redis://unused", tiny_models)
+    seed(sqlite_engine, [rec(1), rec(2)])
+    assert pictures.thumbnails_inline(off, sqlite_engine)["written"] == 2
+    before = rows(sqlite_engine)
+    assert {r.source for r in before.values()} == {"generated"}
+    assert all(r.pdf_tried_at is None for r in before.values())
+    assert pictures.thumbnails_inline(off, sqlite_engine)["pending"] == 0
+
+    on = off.model_copy(update={"thumbnail_pdf_url": pdf_server.url})
+    done = pictures.thumbnails_inline(on, sqlite_engine)
+    assert done["pending"] == 2
+    after = rows(sqlite_engine)
+    assert after["2607.00001"].source == "pdf"
+    kept = after["2607.00002"]  # its PDF is a 404
+    assert kept.source == "generated" and kept.pdf_tried_at is not None
+    old = before["2607.00002"]
+    assert (kept.png, kept.created_at) == (old.png, old.created_at)
+    assert pictures.thumbnails_inline(on, sqlite_engine)["pending"] == 0
+
+    # A week later (the default) the missing PDF is tried again.
+    with sqlite_engine.begin() as conn:
+        conn.execute(
+            Thumbnail.__table__.update().values(pdf_tried_at=datetime.now(UTC) - timedelta(days=8))
+        )
+    assert pictures.thumbnails_inline(on, sqlite_engine)["pending"] == 1
+    announced = pictures.load_models(on).announcement(on)["thumbnails"]
+    assert announced["pdf_retry_days"] == 7
+    assert pictures.load_models(off).announcement(off)["thumbnails"]["pdf_retry_days"] is None
 
 
 def test_inline_back_fill(sqlite_engine: Engine, tmp_path: Path, tiny_models: Any) -> None:
