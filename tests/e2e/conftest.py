@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,39 +66,79 @@ def e2e_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return data_dir
 
 
+@contextmanager
+def running(
+    commands: list[list[str]],
+    env: dict[str, str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float = 60,
+    stop_timeout: float = 40,
+) -> Iterator[None]:
+    """Start `papershelf …` processes, wait until `ready()` (a probe that may raise OSError)
+    holds, and stop them afterwards; a process that dies or a timeout fails with its log."""
+    log = log_path.open("w+")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for argv in commands
+    ]
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if ready():
+                    break
+            except OSError:
+                pass
+            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"{what} did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=stop_timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+
+
+def answers(url: str, containing: bytes = b"") -> Callable[[], bool]:
+    """A readiness probe: `url` answers 2xx (with `containing` in its body)."""
+
+    def probe() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return containing in response.read()
+
+    return probe
+
+
 @pytest.fixture(scope="session")
 def base_url(e2e_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`papershelf serve` on a free port on 127.0.0.1, stopped after the session."""
     port = _free_port()
-    log = (tmp_path_factory.mktemp("e2e-server") / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=_env(e2e_store),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/static/papershelf.css", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"the server did not start:\n{log.read()[-3000:]}")
-                time.sleep(0.2)
+    with running(
+        [["serve", "--port", str(port)]],
+        _env(e2e_store),
+        tmp_path_factory.mktemp("e2e-server") / "server.log",
+        answers(url + "/static/papershelf.css"),
+        what="the server",
+        stop_timeout=10,
+    ):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

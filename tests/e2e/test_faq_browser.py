@@ -5,10 +5,6 @@ card (EventSource under the site's CSP: no inline script), is drawn as text, and
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +16,7 @@ import redis
 from app.db.migrate import upgrade
 from tests.app.web.test_faq_api import ID, seed
 from tests.conftest import need
-from tests.e2e.conftest import ROOT, _free_port
+from tests.e2e.conftest import _free_port, answers, running
 from tests.fakes.llm_server import FakeLLM
 
 pytestmark = [pytest.mark.slow]
@@ -61,47 +57,17 @@ def site(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         PAPERSHELF_LLM_QUEUE=queue,
     )
     port = _free_port()
-    log = (data_dir / "processes.log").open("w+")
-    cli = [sys.executable, "-m", "app.cli"]
-    procs = [
-        subprocess.Popen(
-            [*cli, "serve", "--port", str(port), "--no-migrate"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
-            [*cli, "worker", "--pool", "llm"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ),
-    ]
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2):
-                    break
-            except OSError:
-                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"the site did not start:\n{log.read()[-3000:]}")
-                time.sleep(0.2)
-        yield base
+        with running(
+            [["serve", "--port", str(port), "--no-migrate"], ["worker", "--pool", "llm"]],
+            env,
+            data_dir / "processes.log",
+            answers(base + "/healthz"),
+            what="the site",
+        ):
+            yield base
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        log.close()
         with redis.Redis.from_url(REDIS_URL) as client:
             found = list(client.scan_iter(match=f"*{queue}*"))
             if found:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import redis
 from app.db.migrate import upgrade
 from tests.app.web.test_ml_api import ID, seed_paper
 from tests.conftest import need
-from tests.e2e.conftest import ROOT, _free_port
+from tests.e2e.conftest import ROOT, _free_port, answers, running
 
 pytestmark = [pytest.mark.slow]
 
@@ -56,53 +54,26 @@ def site(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         PAPERSHELF_SUMMARIZER_DEVICE="cpu",
         OMP_NUM_THREADS="1",
     )
-    port = _free_port()
-    log = (data_dir / "processes.log").open("w+")
-    cli = [sys.executable, "-m", "app.cli"]
     subprocess.run(
-        [*cli, "reindex", "--thumbnails"], cwd=ROOT, env=env, check=True, capture_output=True
+        [sys.executable, "-m", "app.cli", "reindex", "--thumbnails"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
-    procs = [
-        subprocess.Popen(
-            [*cli, "serve", "--port", str(port), "--no-migrate"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
-            [*cli, "worker", "--pool", "ml"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ),
-    ]
+    port = _free_port()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/api/v1/ml/models", timeout=2) as r:
-                    if b'"pool":true' in r.read():
-                        break
-            except OSError:
-                pass
-            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"the site or the ML worker did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.2)
-        yield base
+        with running(
+            [["serve", "--port", str(port), "--no-migrate"], ["worker", "--pool", "ml"]],
+            env,
+            data_dir / "processes.log",
+            answers(base + "/api/v1/ml/models", b'"pool":true'),
+            what="the site or the ML worker",
+            timeout=90,
+        ):
+            yield base
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        log.close()
         with redis.Redis.from_url(REDIS_URL) as client:
             found = list(client.scan_iter(match=f"*{queue}*"))
             if found:
