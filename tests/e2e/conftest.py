@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,6 +124,54 @@ def answers(url: str, containing: bytes = b"") -> Callable[[], bool]:
             return containing in response.read()
 
     return probe
+
+
+REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextmanager
+def redis_queue(pool: str) -> Iterator[str]:
+    """A fresh queue name for a site's `pool` on the test Redis (skipped, or failed under
+    PAPERSHELF_TEST_STRICT, when Redis is down); its keys are deleted afterwards."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError:
+        need(False, f"Redis not reachable at {REDIS_URL}")
+    queue = f"papershelf-test:{uuid.uuid4().hex}:{pool}"
+    try:
+        yield queue
+    finally:
+        with redis.Redis.from_url(REDIS_URL) as client:
+            found = list(client.scan_iter(match=f"*{queue}*"))
+            if found:
+                client.delete(*found)
+
+
+def page_errors(page: Any) -> list[str]:
+    """A list that fills with the page's console errors (a CSP violation shows up there),
+    script errors and failed requests (the browser's own favicon probe aside)."""
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
+    return errors
 
 
 @pytest.fixture(scope="session")

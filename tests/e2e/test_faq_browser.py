@@ -5,23 +5,18 @@ card (EventSource under the site's CSP: no inline script), is drawn as text, and
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from app.db.migrate import upgrade
 from tests.app.web.test_faq_api import ID, seed
-from tests.conftest import need
-from tests.e2e.conftest import _free_port, answers, running
+from tests.e2e.conftest import REDIS_URL, _free_port, answers, page_errors, redis_queue, running
 from tests.fakes.llm_server import FakeLLM
 
 pytestmark = [pytest.mark.slow]
-
-REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPLY = (
     "## 1. What problem does this paper try to solve?\n"
     "It studies **tokenizers**. <img src=x onerror=alert(1)> stays text.\n\n"
@@ -38,27 +33,21 @@ def fake_llm() -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="module")
 def site(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            client.ping()
-    except redis.RedisError:
-        need(False, f"Redis not reachable at {REDIS_URL}")
     data_dir = tmp_path_factory.mktemp("faq-site")
     url = f"sqlite:///{data_dir / 'papershelf.db'}"
     upgrade(url)
     seed(url, version=1)
-    queue = f"papershelf-test:{uuid.uuid4().hex}:llm"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
-    env.update(
-        PAPERSHELF_DATA_DIR=str(data_dir),
-        PAPERSHELF_REDIS_URL=REDIS_URL,
-        PAPERSHELF_LLM_BASE_URL=fake_llm.base_url,
-        PAPERSHELF_LLM_MODEL="fake-model-1",
-        PAPERSHELF_LLM_QUEUE=queue,
-    )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with redis_queue("llm") as queue:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
+        env.update(
+            PAPERSHELF_DATA_DIR=str(data_dir),
+            PAPERSHELF_REDIS_URL=REDIS_URL,
+            PAPERSHELF_LLM_BASE_URL=fake_llm.base_url,
+            PAPERSHELF_LLM_MODEL="fake-model-1",
+            PAPERSHELF_LLM_QUEUE=queue,
+        )
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
         with running(
             [["serve", "--port", str(port), "--no-migrate"], ["worker", "--pool", "llm"]],
             env,
@@ -67,11 +56,6 @@ def site(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             what="the site",
         ):
             yield base
-    finally:
-        with redis.Redis.from_url(REDIS_URL) as client:
-            found = list(client.scan_iter(match=f"*{queue}*"))
-            if found:
-                client.delete(*found)
 
 
 def test_faq_streams_into_the_card_and_is_cached(
@@ -82,26 +66,7 @@ def test_faq_streams_into_the_card_and_is_cached(
     ctx = browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-GB")
     try:
         page = ctx.new_page()
-        errors: list[str] = []
-        # Console errors (a CSP violation shows up there), script errors, failed requests
-        # (the browser's own favicon probe aside).
-        page.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and not m.text.startswith("Failed to load resource")
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on(
-            "response",
-            lambda r: (
-                errors.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
+        errors = page_errors(page)
         page.goto(f"{site}/arxiv/{ID}")
         page.wait_for_selector("html[data-js=ready]")
         page.locator("a[data-ps-faq]").first.click()

@@ -8,22 +8,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from app.db.migrate import upgrade
 from tests.app.web.test_ml_api import ID, seed_paper
-from tests.conftest import need
-from tests.e2e.conftest import ROOT, _free_port, answers, running
+from tests.e2e.conftest import (
+    REDIS_URL,
+    ROOT,
+    _free_port,
+    answers,
+    page_errors,
+    redis_queue,
+    running,
+)
 
 pytestmark = [pytest.mark.slow]
-
-REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +34,6 @@ def site(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     pytest.importorskip("torch")
     from tests.ml.test_pictures import build_tiny_models
 
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            client.ping()
-    except redis.RedisError:
-        need(False, f"Redis not reachable at {REDIS_URL}")
     models = build_tiny_models(
         tmp_path_factory.getbasetemp() / "tiny-picture-models", shared_data / "images"
     )
@@ -43,27 +41,26 @@ def site(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     url = f"sqlite:///{data_dir / 'papershelf.db'}"
     upgrade(url)
     seed_paper(url)
-    queue = f"papershelf-test:{uuid.uuid4().hex}:ml"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
-    env.update(
-        PAPERSHELF_DATA_DIR=str(data_dir),
-        PAPERSHELF_REDIS_URL=REDIS_URL,
-        PAPERSHELF_ML_QUEUE=queue,
-        PAPERSHELF_FSQ_PATH=str(models["fsq"]),
-        PAPERSHELF_DIFFUSION_PATH=str(models["diffusion"]),
-        PAPERSHELF_SUMMARIZER_DEVICE="cpu",
-        OMP_NUM_THREADS="1",
-    )
-    subprocess.run(
-        [sys.executable, "-m", "app.cli", "reindex", "--thumbnails"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with redis_queue("ml") as queue:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
+        env.update(
+            PAPERSHELF_DATA_DIR=str(data_dir),
+            PAPERSHELF_REDIS_URL=REDIS_URL,
+            PAPERSHELF_ML_QUEUE=queue,
+            PAPERSHELF_FSQ_PATH=str(models["fsq"]),
+            PAPERSHELF_DIFFUSION_PATH=str(models["diffusion"]),
+            PAPERSHELF_SUMMARIZER_DEVICE="cpu",
+            OMP_NUM_THREADS="1",
+        )
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "reindex", "--thumbnails"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
         with running(
             [["serve", "--port", str(port), "--no-migrate"], ["worker", "--pool", "ml"]],
             env,
@@ -73,11 +70,6 @@ def site(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             timeout=90,
         ):
             yield base
-    finally:
-        with redis.Redis.from_url(REDIS_URL) as client:
-            found = list(client.scan_iter(match=f"*{queue}*"))
-            if found:
-                client.delete(*found)
 
 
 def test_lab_shows_the_solver_grid(browser: Any, site: str, artifacts: Path) -> None:
@@ -86,26 +78,7 @@ def test_lab_shows_the_solver_grid(browser: Any, site: str, artifacts: Path) -> 
     ctx = browser.new_context(viewport={"width": 1200, "height": 1000}, locale="en-GB")
     try:
         page = ctx.new_page()
-        errors: list[str] = []
-        # Console errors (a CSP violation shows up there), script errors, failed requests
-        # (the browser's own favicon probe aside).
-        page.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and not m.text.startswith("Failed to load resource")
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on(
-            "response",
-            lambda r: (
-                errors.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                else None
-            ),
-        )
+        errors = page_errors(page)
         page.goto(f"{site}/lab", timeout=120_000)
         grid = page.locator("table.solver-grid")
         expect(grid.locator("tr[data-solver]")).to_have_count(7)
