@@ -131,10 +131,19 @@ def train_summarizer(
             "[default: the packaged all-MiniLM-L6-v2]."
         ),
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start from this checkpoint (e.g. one trained with --objective ce) "
+            "instead of a fresh decoder."
+        ),
+    ] = None,
+    warmup_steps: Annotated[int | None, typer.Option(min=0, help="[default: 50]")] = None,
     restart: Annotated[bool, typer.Option(help="Discard a saved training state.")] = False,
 ) -> None:
     """Train the TL;DR summarizer (resumes an interrupted run with the same settings)."""
     from ml.emo import OBJECTIVES
+    from ml.summarizer import checkpoint
     from ml.summarizer.train import STATE, TrainConfig, train
 
     if objective not in OBJECTIVES:
@@ -143,22 +152,31 @@ def train_summarizer(
     target = out_dir or settings.summarizer_path_resolved
     if restart:
         (target / STATE).unlink(missing_ok=True)
+    if init_from is not None and not checkpoint.exists(init_from):
+        raise _fail(f"--init-from: no summarizer checkpoint in {init_from}")
+    # Options left out keep the recipe's defaults (TrainConfig's), not None.
+    given = {
+        "arxiv_pairs": arxiv_pairs,
+        "tldr_repeat": tldr_repeat,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": warmup_steps,
+        "layers": layers,
+        "limit": limit,
+        "max_steps": max_steps,
+        "encoder": encoder,
+        "init_from": init_from,
+    }
     cfg = TrainConfig(
         out=target,
         scitldr_dir=_data_dir(scitldr, "scitldr"),
         arxiv_files=_arxiv_files(arxiv),
-        arxiv_pairs=arxiv_pairs,
-        tldr_repeat=tldr_repeat,
         objective=objective,  # type: ignore[arg-type]
         seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        layers=layers,
-        limit=limit,
-        max_steps=max_steps,
         device=device,
         cache_dir=settings.data_dir / "models" / "cache",
+        **{k: v for k, v in given.items() if v is not None},
     )
     try:
         with _progress() as progress:

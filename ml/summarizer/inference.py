@@ -17,6 +17,8 @@ from ml.summarizer.text import TASKS, Task, detokenize, encode_sources, load_tok
 
 #: A TL;DR is about 20 words (~30 word pieces); titles are shorter.
 MAX_NEW_TOKENS = {"tldr": 40, "title": 32}
+#: Word pieces written before the end token may be chosen.
+MIN_NEW_TOKENS = 4
 
 
 class LoadedSummarizer:
@@ -61,6 +63,7 @@ class LoadedSummarizer:
         beams: int = 1,
         batch_size: int = 32,
         task: Task = "tldr",
+        min_tokens: int = MIN_NEW_TOKENS,
         progress: Callable[[int], None] | None = None,
     ) -> list[str]:
         """One TL;DR per (title, abstract), in order. Sources are batched by length so
@@ -76,7 +79,7 @@ class LoadedSummarizer:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             for i, ids in zip(
-                idx, self.generate([sources[i] for i in idx], task, beams), strict=True
+                idx, self.generate([sources[i] for i in idx], task, beams, min_tokens), strict=True
             ):
                 text = detokenize(self.tokenizer, ids)  # type: ignore[arg-type]
                 out[i] = recase(text, *items[i])
@@ -85,7 +88,9 @@ class LoadedSummarizer:
         return out
 
     @torch.inference_mode()
-    def generate(self, sources: list[list[int]], task: Task, beams: int) -> list[list[int]]:
+    def generate(
+        self, sources: list[list[int]], task: Task, beams: int, min_tokens: int = 4
+    ) -> list[list[int]]:
         ids, mask = pad(sources)
         ids, mask = ids.to(self.device), mask.to(self.device)
         task_ids = torch.full((len(sources),), TASKS[task], dtype=torch.long, device=self.device)
@@ -96,5 +101,5 @@ class LoadedSummarizer:
         mem = self.model.memory(states, ids, mask)
         max_len = MAX_NEW_TOKENS[task]
         if beams > 1:
-            return beam_search(self.model, mem, task_ids, max_len, beams=beams)
-        return greedy(self.model, mem, task_ids, max_len)
+            return beam_search(self.model, mem, task_ids, max_len, beams=beams, min_len=min_tokens)
+        return greedy(self.model, mem, task_ids, max_len, min_len=min_tokens)

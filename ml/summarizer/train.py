@@ -13,7 +13,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +73,30 @@ class TrainConfig:
     max_steps: int | None = None
     #: The frozen encoder: the packaged MiniLM or a local BERT-style checkpoint directory.
     encoder: str = PACKAGED_ENCODER
+    #: Fine-tune: start from this checkpoint's weights (its decoder shape and encoder are
+    #: kept) instead of a fresh decoder, as EMO is meant to be used: on a model first
+    #: trained with cross-entropy.
+    init_from: Path | None = None
+    #: EMO's cost treats the end token as unlike every word (ml.emo.unit_rows).
+    emo_isolate_end: bool = True
 
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
-        return {
-            k: (str(v) if isinstance(v, Path) else v)
-            for k, v in d.items()
-            if k not in {"arxiv_files", "out", "cache_dir", "scitldr_dir"}
-        }
+        skip = {"arxiv_files", "out", "cache_dir", "scitldr_dir"}
+        if self.objective == "ce":
+            skip.add("emo_isolate_end")  # no EMO cost: it changes nothing
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k not in skip}
+
+
+def _starting_point(cfg: TrainConfig) -> tuple[TrainConfig, checkpoint.Checkpoint | None]:
+    """The checkpoint a fine-tuning run starts from; it decides the encoder and shape."""
+    if cfg.init_from is None:
+        return cfg, None
+    if Path(cfg.init_from).resolve() == Path(cfg.out).resolve():
+        raise ValueError("--init-from must name another checkpoint than --out")
+    start = checkpoint.read(Path(cfg.init_from))
+    shape = {"encoder": start.config.encoder, "layers": start.config.layers}
+    return replace(cfg, **shape, dropout=start.config.dropout), start
 
 
 @dataclass
@@ -146,6 +162,7 @@ def train(
     started = time.perf_counter()
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
+    cfg, start = _starting_point(cfg)
     tokenizer = load_tokenizer(cfg.encoder)
     encoder = (encoder if encoder is not None else load_encoder(cfg.encoder)).to(device)
     model_cfg = config_for(encoder, tokenizer, cfg.encoder, layers=cfg.layers, dropout=cfg.dropout)
@@ -181,7 +198,10 @@ def train(
     pool = [i for i, e in enumerate(examples) if e.task == "tldr"] * cfg.tldr_repeat
     pool += [i for i, e in enumerate(examples) if e.task == "title"]
 
-    model = Summarizer(model_cfg, encoder.get_input_embeddings().weight).to(device)
+    model = Summarizer(model_cfg, encoder.get_input_embeddings().weight)
+    if start is not None:
+        model.load_state_dict(start.state)
+    model = model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -204,7 +224,11 @@ def train(
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
-    unit = unit_rows(model.embed).to(device) if cfg.objective != "ce" else None
+    unit = (
+        unit_rows(model.embed, [model_cfg.sep_id] if cfg.emo_isolate_end else []).to(device)
+        if cfg.objective != "ce"
+        else None
+    )
 
     step = 0
     state_path = cfg.out / STATE
@@ -277,6 +301,7 @@ def train(
         "torch": torch.__version__,
         "machine": platform.machine(),
         "recipe": cfg.describe(),
+        "init_from": start.version if start is not None else None,
         "final_loss": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4) if losses else None,
     }
     version = checkpoint.save(cfg.out, model, meta)

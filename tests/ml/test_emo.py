@@ -47,6 +47,27 @@ def test_equals_the_exact_optimal_transport_cost(vocab: torch.Tensor) -> None:
         assert ours.item() == pytest.approx(exact, abs=1e-5)
 
 
+def test_an_isolated_token_costs_one_against_every_other(vocab: torch.Tensor) -> None:
+    # Token 3 close to token 4 in the embeddings, as [SEP] is to "and".
+    vocab = vocab.clone()
+    vocab[3] = vocab[4] + 0.1 * vocab[3]
+    plain, isolated = unit_rows(vocab), unit_rows(vocab, isolate=[3])
+    assert isolated.shape == (12, 6)
+    one_hot_3 = F.one_hot(torch.tensor([3]), 12).float()
+    assert emo_per_token(one_hot_3, torch.tensor([4]), plain).item() < 0.1
+    assert emo_per_token(one_hot_3, torch.tensor([4]), isolated).item() == pytest.approx(1.0)
+    assert emo_per_token(one_hot_3, torch.tensor([3]), isolated).item() == pytest.approx(0.0)
+    # Between the other tokens nothing changes, and it is still the exact transport cost.
+    others = [i for i in range(12) if i != 3]
+    sim = isolated @ isolated.T
+    assert torch.allclose(sim[others][:, others], (plain @ plain.T)[others][:, others])
+    unit = isolated.double().numpy()
+    q = np.random.default_rng(2).dirichlet(np.ones(12))
+    exact = ot.emd2(q, np.eye(12)[4], 1.0 - unit @ unit.T)
+    ours = emo_per_token(torch.tensor(q).unsqueeze(0), torch.tensor([4]), isolated)
+    assert ours.item() == pytest.approx(exact, abs=1e-5)
+
+
 def test_gradient_is_q_times_mean_similarity_minus_similarity(vocab: torch.Tensor) -> None:
     unit = unit_rows(vocab)
     logits = torch.randn(1, 12, dtype=torch.float64, requires_grad=True)

@@ -126,6 +126,17 @@ def test_greedy_and_one_beam_agree_and_are_deterministic(untrained) -> None:  # 
     assert len(wide) == 3 and all(len(h) <= 10 for h in wide)
 
 
+def test_no_end_before_the_minimum_length() -> None:
+    torch.manual_seed(0)
+    eager = LoadedSummarizer.build(ModelConfig(layers=1), None, "eager", device="cpu")
+    with torch.no_grad():  # a model that wants to stop at once
+        eager.model.out_bias[eager.model.cfg.sep_id] = 50.0
+    src = encode_sources(eager.tokenizer, ["Cats"], ["We study cats and dogs."], "tldr")
+    for beams in (1, 3):
+        assert [len(ids) for ids in eager.generate(src * 2, "tldr", beams)] == [4, 4]
+        assert [len(ids) for ids in eager.generate(src * 2, "tldr", beams, 12)] == [12, 12]
+
+
 def test_repeated_trigrams_are_blocked() -> None:
     assert _banned([5, 6, 7, 5, 6], 3) == [7]
     assert _banned([5, 6, 7], 3) == []
@@ -195,6 +206,39 @@ def test_a_state_from_other_settings_is_refused(tmp_path: Path, shared_data: Pat
     torch.save({"config": {"seed": 99}}, out.mkdir() or out / "train_state.pt")
     with pytest.raises(ValueError, match="other settings"):
         train(tiny_config(out, shared_data, max_steps=1))
+
+
+def test_fine_tuning_starts_from_the_given_checkpoint(
+    trained: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    start = checkpoint.read(trained)
+    # Zero learning rate: the fine-tuned weights must be exactly the starting point's.
+    out = tmp_path / "tuned"
+    result = train(
+        tiny_config(out, shared_data, max_steps=1, objective="emo2", init_from=trained, lr=0.0)
+    )
+    tuned = checkpoint.read(out)
+    assert result["init_from"] == start.version and tuned.meta["init_from"] == start.version
+    assert tuned.version.startswith("tldr-emo2-")
+    for name in start.state:
+        assert torch.equal(start.state[name], tuned.state[name]), name
+    # With a learning rate it moves a little from there; a fresh decoder (another seed's
+    # initialisation) starts elsewhere.
+    train(tiny_config(tmp_path / "moved", shared_data, max_steps=1, init_from=trained, seed=1))
+    train(tiny_config(tmp_path / "fresh", shared_data, max_steps=1, seed=1))
+    moved, fresh = checkpoint.read(tmp_path / "moved"), checkpoint.read(tmp_path / "fresh")
+
+    def distance(a: dict[str, torch.Tensor]) -> float:
+        return sum(float((a[k] - start.state[k]).abs().sum()) for k in start.state)
+
+    assert 0 < distance(moved.state) < distance(fresh.state) / 10
+
+
+def test_fine_tuning_refuses_to_overwrite_its_starting_point(
+    trained: Path, shared_data: Path
+) -> None:
+    with pytest.raises(ValueError, match="another checkpoint"):
+        train(tiny_config(trained, shared_data, max_steps=1, init_from=trained))
 
 
 def test_missing_checkpoint_names_the_training_command(tmp_path: Path) -> None:
@@ -294,6 +338,48 @@ def test_cli_eval_reports_every_metric(trained: Path, tmp_path: Path, shared_dat
         } <= set(s)
     # The title baseline's ROUGE on these 12 papers is real, not a placeholder.
     assert 10 < scores["title"]["rouge1"] < 80
+
+
+def test_cli_trains_with_the_recipe_defaults_and_fine_tunes(
+    trained: Path, tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.settings import get_settings
+    from ml.cli import cli
+
+    monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    common = ["--scitldr", str(shared_data / "scitldr"), "--limit", "8", "--max-steps", "1"]
+    common += ["--arxiv-pairs", "0", "--device", "cpu"]
+    # Options left out take the recipe's defaults (epochs, batch size, learning rate…).
+    done = CliRunner().invoke(cli, ["train-summarizer", "--out", str(tmp_path / "a"), *common])
+    assert done.exit_code == 0, done.output
+    recipe = checkpoint.read(tmp_path / "a").meta["recipe"]
+    assert recipe["epochs"] == 2 and recipe["batch_size"] == 32 and recipe["lr"] == 1.5e-3
+    tuned = tmp_path / "b"
+    done = CliRunner().invoke(
+        cli,
+        [
+            "train-summarizer",
+            "--out",
+            str(tuned),
+            "--init-from",
+            str(trained),
+            "--lr",
+            "3e-4",
+            "--warmup-steps",
+            "0",
+            *common,
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    meta = checkpoint.read(tuned).meta
+    assert meta["init_from"] == checkpoint.read(trained).version
+    assert meta["recipe"]["lr"] == 3e-4 and meta["recipe"]["layers"] == 1  # the start's shape
+    missing = CliRunner().invoke(
+        cli, ["train-summarizer", "--out", str(tmp_path / "c"), "--init-from", str(tmp_path)]
+    )
+    assert missing.exit_code == 1 and "no summarizer checkpoint" in missing.output
+    get_settings.cache_clear()
 
 
 def test_cli_refuses_the_held_out_split(tmp_path: Path) -> None:
