@@ -356,21 +356,8 @@ def test_cli_trains_with_the_recipe_defaults_and_fine_tunes(
     recipe = checkpoint.read(tmp_path / "a").meta["recipe"]
     assert recipe["epochs"] == 2 and recipe["batch_size"] == 32 and recipe["lr"] == 1.5e-3
     tuned = tmp_path / "b"
-    done = CliRunner().invoke(
-        cli,
-        [
-            "train-summarizer",
-            "--out",
-            str(tuned),
-            "--init-from",
-            str(trained),
-            "--lr",
-            "3e-4",
-            "--warmup-steps",
-            "0",
-            *common,
-        ],
-    )
+    args = ["train-summarizer", "--out", str(tuned), "--init-from", str(trained)]
+    done = CliRunner().invoke(cli, [*args, "--lr", "3e-4", "--warmup-steps", "0", *common])
     assert done.exit_code == 0, done.output
     meta = checkpoint.read(tuned).meta
     assert meta["init_from"] == checkpoint.read(trained).version
