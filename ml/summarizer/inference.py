@@ -89,7 +89,7 @@ class LoadedSummarizer:
 
     @torch.inference_mode()
     def generate(
-        self, sources: list[list[int]], task: Task, beams: int, min_tokens: int = 4
+        self, sources: list[list[int]], task: Task, beams: int, min_tokens: int = MIN_NEW_TOKENS
     ) -> list[list[int]]:
         ids, mask = pad(sources)
         ids, mask = ids.to(self.device), mask.to(self.device)

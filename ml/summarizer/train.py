@@ -165,7 +165,11 @@ def train(
     cfg, start = _starting_point(cfg)
     tokenizer = load_tokenizer(cfg.encoder)
     encoder = (encoder if encoder is not None else load_encoder(cfg.encoder)).to(device)
-    model_cfg = config_for(encoder, tokenizer, cfg.encoder, layers=cfg.layers, dropout=cfg.dropout)
+    model_cfg = (
+        start.config  # a fine-tune keeps the whole shape of its starting point
+        if start is not None
+        else config_for(encoder, tokenizer, cfg.encoder, layers=cfg.layers, dropout=cfg.dropout)
+    )
 
     train_set = load_scitldr(cfg.scitldr_dir / "train.jsonl")[: cfg.limit]
     # The evaluation papers never enter training, not even as title pairs.
