@@ -27,14 +27,16 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.pip
 run: $(STAMP)
 	$(BIN)/papershelf up --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
-## Lint, then the whole test suite (unit, integration; PostgreSQL tests need a server).
-test: $(VENV)/.installed-test
-	$(BIN)/ruff check .
+## The static checks, then the whole test suite (unit, integration; PostgreSQL tests need a server).
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Lint and format, import directions (the contracts in pyproject.toml), types.
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy app workers ml
 
 ## Benchmarks (add ARGS=--quick for a smoke run).
 bench: $(VENV)/.installed-test
@@ -46,4 +48,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.diffusion $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -37,7 +37,7 @@ class _Prepared:
     errors: list[RecordError]
 
 
-def _produce(path: Path, batch_size: int, dialect: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _produce(path: Path, batch_size: int, dialect: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]  # mp.Queue is not subscriptable at run time
     try:
         for page in read_file(path, batch_size=batch_size):
             out.put(_Prepared(store.prepare(page.papers, dialect), len(page.papers), page.errors))

@@ -12,7 +12,8 @@ before it is a complete category: the longest known id wins.
 
 A day listing shows each paper once, under its best announcement kind across the selected
 lists (new > cross > replace > replace-cross), in three sections: new, cross-lists and
-replacements. `parse_expression` is pure; the other functions read the store.
+replacements. `parse_expression` is pure; the other functions read the store. A paper's
+card and detail add what the derived artifacts hold (its TL;DR, its thumbnail).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from app.artifacts.summaries import shown_tldrs
+from app.artifacts.thumbnails import shown_thumbnails
 from app.db.models import Announcement, Paper, PaperCategory, PaperClicks
-from app.summaries import shown_tldrs
+from app.db.queries import get_paper
+from app.db.statements import chunks
 from app.taxonomy import get_taxonomy
-from app.thumbnails import shown_thumbnails
 
 announcements = Announcement.__table__
 papers = Paper.__table__
@@ -52,8 +55,6 @@ MAX_EXPRESSION_CHARS = 500
 MAX_KEYWORDS = 20
 _PIECES = re.compile(r"[,+\s]+")
 _SHOWN = 60
-# SQLite's bound-parameter limit is far above this; chunking keeps PostgreSQL plans small too.
-_CHUNK = 500
 
 
 class InvalidExpression(ValueError):
@@ -210,12 +211,12 @@ class PaperCard:
     position: int | None = None
     clicks: int = 0
     keyword_hits: list[str] = field(default_factory=list)
-    # The TL;DR shown (app.summaries.shown_tldrs): a linked venue paper's, else the ML
+    # The TL;DR shown (app.artifacts.summaries.shown_tldrs): a linked venue paper's, else the ML
     # pool's; for the pool's, the model that wrote it and the paper version it summarised.
     tldr: str | None = None
     tldr_model: str | None = None
     tldr_paper_version: int | None = None
-    # The stored thumbnail's URL (app.thumbnails), when the ML pool made one.
+    # The stored thumbnail's URL (app.artifacts.thumbnails), when the ML pool made one.
     thumbnail_url: str | None = None
 
     @property
@@ -260,15 +261,10 @@ _CARD_COLUMNS = (
 )
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
-
-
 def paper_cards(conn: Connection, ids: Sequence[str]) -> dict[str, PaperCard]:
     """Cards for the stored papers among `ids` (normalised ids without version)."""
     out: dict[str, PaperCard] = {}
-    for chunk in _chunks(list(dict.fromkeys(ids))):
+    for chunk in chunks(list(dict.fromkeys(ids))):
         for row in conn.execute(sa.select(*_CARD_COLUMNS).where(papers.c.arxiv_id.in_(chunk))):
             data = row._asdict()
             data["authors"] = list(data["authors"] or [])
@@ -284,6 +280,21 @@ def paper_cards(conn: Connection, ids: Sequence[str]) -> dict[str, PaperCard]:
     return out
 
 
+def paper_detail(conn: Connection, arxiv_id: str) -> dict[str, Any] | None:
+    """The store's view of one paper (`app.db.queries.get_paper`) with the TL;DR a card
+    shows: its text, the model that wrote it, the paper version it was written from, and
+    whether it is stale. None when the paper is not stored."""
+    paper = get_paper(conn, arxiv_id)
+    if paper is None:
+        return None
+    shown = shown_tldrs(conn, [arxiv_id]).get(arxiv_id)
+    paper["tldr"] = shown.text if shown else None
+    paper["tldr_model"] = shown.model if shown else None
+    paper["tldr_paper_version"] = shown.paper_version if shown else None
+    paper["tldr_stale"] = bool(shown and shown.stale(paper["version"]))
+    return paper
+
+
 def announcement_history(conn: Connection, arxiv_id: str) -> list[tuple[date, str, str]]:
     """(day, category, kind) for every list the paper was announced in, oldest first."""
     rows = conn.execute(
@@ -297,7 +308,7 @@ def announcement_history(conn: Connection, arxiv_id: str) -> list[tuple[date, st
 def click_counts(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
     """PDF + summary clicks per paper (papers never clicked are absent)."""
     out: dict[str, int] = {}
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids)):
         rows = conn.execute(
             sa.select(paper_clicks.c.arxiv_id, paper_clicks.c.pdf + paper_clicks.c.summary).where(
                 paper_clicks.c.arxiv_id.in_(chunk)
@@ -406,7 +417,23 @@ def day_listing(
         return base
 
     sections = []
-    for key, title, kinds in SECTIONS:
+    for section, title, kinds in SECTIONS:
         members = sorted((c for c in cards.values() if c.kind in kinds), key=order)
-        sections.append(Section(key, title, members))
+        sections.append(Section(section, title, members))
     return DayListing(expr, day, sections, sort=sort, keywords=words)
+
+
+def listing_version(conn: Connection, expr: CategoryExpr, day: date) -> str:
+    """A cheap version of a day's listing page: changes whenever the page could (the day's
+    entries and their papers' metadata, and the newest day, which moves the prev/next links
+    and the calendar)."""
+    cats = sorted(expr.include | expr.exclude)
+    n, changed = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(papers.c.changed_at))
+        .select_from(announcements.join(papers, papers.c.arxiv_id == announcements.c.arxiv_id))
+        .where(announcements.c.day == day, announcements.c.category.in_(cats))
+    ).one()
+    newest = conn.scalar(
+        sa.select(sa.func.max(announcements.c.day)).where(announcements.c.category.in_(cats))
+    )
+    return f"{n}|{changed}|{newest}"

@@ -1,7 +1,10 @@
-"""The FastAPI application: routers for pages and the JSON API, health endpoints."""
+"""The FastAPI application: `create_app` builds it (routers for pages and the JSON API,
+the template filters, the middleware, error handlers, health endpoints); `app` is the one
+the server runs."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -13,33 +16,21 @@ from starlette.exceptions import HTTPException
 from app import __version__
 from app.db.engine import get_engine
 from app.settings import get_settings
-from app.web import api, faq, feeds, lab, middleware, ml_api, pages, related
-from app.web.deps import error_response
+from app.web import api, feeds, lab, middleware, pages, related
+from app.web.errors import error_response
+from app.web.pages.cache import PageCache
+from app.web.templating import TEMPLATES, install_filters
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The app's resources: the engine, and the day listings' page cache."""
     app.state.engine = get_engine()
+    app.state.page_cache = PageCache()
     yield
     app.state.engine.dispose()
 
 
-app = FastAPI(title="Papershelf", version=__version__, lifespan=lifespan)
-# First: the API's /papers/{id:path} and the pages' /arxiv/{rest:path} would otherwise
-# swallow the .../related routes.
-app.include_router(related.router)
-app.include_router(faq.router)  # before api/pages too, for the same reason
-app.include_router(ml_api.router)  # before api: /papers/{id}/thumbnail.png
-app.include_router(lab.router)
-app.include_router(api.router)
-app.include_router(feeds.router)
-app.include_router(pages.router)
-middleware.install(app, get_settings())
-
-
-# Starlette's HTTPException (FastAPI's subclasses it) so the router's own 404/405 answers
-# use the one error shape too.
-@app.exception_handler(HTTPException)
 async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
     code = {404: "not_found", 400: "bad_request", 405: "method_not_allowed"}.get(
         exc.status_code, "error"
@@ -47,18 +38,15 @@ async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
-@app.exception_handler(RequestValidationError)
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return error_response(422, "invalid_parameter", problems)
 
 
-@app.get("/healthz", include_in_schema=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers, and Redis too where one is configured. Otherwise
     503 with the API's error shape naming what failed; every check is bounded (a few
@@ -103,3 +91,27 @@ async def readyz(request: Request) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse({"status": "ready", **body})
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Papershelf", version=__version__, lifespan=lifespan)
+    install_filters(TEMPLATES.env)
+    # First: the API's /papers/{id:path} and the pages' /arxiv/{rest:path} would otherwise
+    # swallow the .../related routes.
+    app.include_router(related.router)
+    app.include_router(lab.router)
+    app.include_router(api.router)
+    app.include_router(feeds.router)
+    app.include_router(pages.router)
+    middleware.install(app, get_settings())
+    # Starlette's HTTPException (FastAPI's subclasses it) so the router's own 404/405
+    # answers use the one error shape too.
+    # Starlette types a handler as taking any Exception; ours take the one class they handle.
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
+    return app
+
+
+app = create_app()

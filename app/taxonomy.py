@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Any
 
 # Syntax only: "cs.AI", "hep-th", "cond-mat.mes-hall", "astro-ph.CO", "q-fin.EC".
 _CATEGORY_SYNTAX = re.compile(r"[a-z]+(?:-[a-z]+)*(?:\.[A-Za-z]+(?:-[a-z]+)*)?")
@@ -259,7 +260,7 @@ class Taxonomy:
         return (cats[0] if cats else None), tuple(cats), tuple(classes)
 
 
-def _load(raw: dict) -> Taxonomy:
+def _load(raw: dict[str, Any]) -> Taxonomy:
     cat_rows = raw["categories"]
     arch_rows = raw["archives"]
     by_archive: dict[str, list[str]] = {a["id"]: [] for a in arch_rows}

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from ml.checkpoints import checkpoint_present
     from ml.diffusion import checkpoint
     from ml.diffusion.amed import train_amed
     from ml.diffusion.evaluate import EvalConfig, evaluate
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None
     timings: dict[str, float] = {}
     if args.checkpoint is not None:
-        if not checkpoint.checkpoint_present(args.checkpoint):
+        if not checkpoint_present(args.checkpoint):
             raise SystemExit(f"bench: no diffusion checkpoint in {args.checkpoint}")
         path = args.checkpoint
         trained: dict[str, Any] = {"reused": True}

@@ -28,6 +28,7 @@ from app.db import store
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from app.ingest.rss import parse_feed
+from app.jobs.connections import redis_settings
 from app.search.backend import search_papers
 from bench.ingest import find_data
 from tests.fakes.arxiv_server import FakeArxiv, load_listing
@@ -63,7 +64,7 @@ async def through_worker(fake: FakeArxiv, url: str, tmp: Path) -> tuple[int, flo
         categories=CATEGORIES,
         fetch_queue=f"papershelf-bench:{uuid.uuid4().hex}",
     )
-    pool = await create_pool(fetch.redis_settings(REDIS_URL))
+    pool = await create_pool(redis_settings(REDIS_URL))
     run = uuid.uuid4().hex
     for cat in CATEGORIES:
         await pool.enqueue_job(
@@ -85,9 +86,9 @@ async def through_worker(fake: FakeArxiv, url: str, tmp: Path) -> tuple[int, flo
         marks.append(time.perf_counter())
 
     worker = Worker(
-        functions=fetch.WorkerSettings.functions,
+        functions=fetch.FUNCTIONS,
         queue_name=settings.fetch_queue,
-        redis_settings=fetch.redis_settings(REDIS_URL),
+        redis_settings=redis_settings(REDIS_URL),
         on_startup=startup,
         on_shutdown=fetch.shutdown,
         on_job_start=job_start,

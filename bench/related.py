@@ -4,9 +4,9 @@
     python -m bench.related --quick    # 5k papers, 50 queries
     python -m bench.related --json out.json
 
-Imports the real listing file into a temporary SQLite store, times `app.related.build`,
+Imports the real listing file into a temporary SQLite store, times `app.artifacts.related.build`,
 then for each query paper compares the top 10 of
-  related   `app.related.related` (keywords OR-ed as phrases, cosine re-scored)
+  related   `app.artifacts.related.related` (keywords OR-ed as phrases, cosine re-scored)
   baseline  a search for the paper's title words OR-ed, best first, without the paper
 on proxies of relatedness that need no labels:
   category  share of results with the query's primary category and, when the query has
@@ -30,7 +30,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from app import related as rel
+from app.artifacts import related as rel
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from app.db.models import Paper

@@ -132,9 +132,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 def reused(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     """The finished model at `out` when it was trained with exactly this recipe (a rerun
     with the same --work skips it); its starting point must be the same weights too."""
+    from ml.checkpoints import checkpoint_present
     from ml.summarizer import checkpoint
 
-    if not checkpoint.exists(out):
+    if not checkpoint_present(out):
         return None
     saved = checkpoint.read(out)
     want, have = cfg.describe(), dict(saved.meta.get("recipe", {}))

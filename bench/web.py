@@ -77,7 +77,7 @@ def make_bare_app(size: int):  # type: ignore[no-untyped-def]
 def serve_bare(port: int, size: int) -> None:
     import uvicorn
 
-    # The same call as `papershelf serve` (app/cli.py): uvicorn.run with its defaults.
+    # The same call as `papershelf serve` (app/cli/serve.py): uvicorn.run with its defaults.
     uvicorn.run(make_bare_app(size), host=HOST, port=port)
 
 

@@ -1,9 +1,14 @@
-"""What every model checkpoint here shares: a digest of the weights (the suffix of each
-version string, so the version changes whenever the weights do) and atomic writes
-(temporary file + os.replace), so a killed run keeps the previous checkpoint whole.
+"""The one checkpoint layout every model here shares, and its reader and writer.
 
-The summarizer, the FSQ tokenizer, the diffusion U-Net and the AMED predictors each keep
-their own file layout and config in their package; they write through these helpers.
+A checkpoint is a directory holding `model.safetensors` (the weights, with the version in
+their metadata) and `config.json` ({format, version, model: the architecture, meta: how it
+was trained}). The version ends in a digest of the weights, so it changes whenever they do.
+Writes are atomic (temporary file + os.replace): a killed run keeps the previous checkpoint.
+
+The summarizer, the FSQ tokenizer and the diffusion U-Net name their own versions and
+architecture configs (their `checkpoint` modules); the AMED predictors keep their own files
+beside the U-Net. torch loads lazily: `checkpoint_present` and `read_version` cost no torch
+import.
 """
 
 from __future__ import annotations
@@ -11,11 +16,81 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import torch
-from safetensors.torch import save_file
+if TYPE_CHECKING:
+    import torch
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT = 1
+
+ConfigT = TypeVar("ConfigT")
+
+
+@dataclass
+class Checkpoint(Generic[ConfigT]):
+    """A checkpoint as read: the architecture config, the version, the training metadata
+    and the weights (CPU tensors)."""
+
+    config: ConfigT
+    version: str
+    meta: dict[str, Any]
+    state: dict[str, torch.Tensor]
+
+
+def checkpoint_present(path: Path) -> bool:
+    """Whether `path` holds a checkpoint (weights and config); imports no torch."""
+    path = Path(path)
+    return (path / WEIGHTS).is_file() and (path / CONFIG).is_file()
+
+
+def read_version(path: Path) -> str | None:
+    """The version of the checkpoint in `path`, or None (no torch import)."""
+    if not checkpoint_present(path):
+        return None
+    try:
+        return str(json.loads((Path(path) / CONFIG).read_text())["version"])
+    except (ValueError, KeyError):
+        return None
+
+
+def read(
+    path: Path, config_from: Callable[[dict[str, Any]], ConfigT], missing: str
+) -> Checkpoint[ConfigT]:
+    """Read the checkpoint in `path`; FileNotFoundError(`missing`) when there is none,
+    ValueError for a format this code does not know."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not checkpoint_present(path):
+        raise FileNotFoundError(missing)
+    data = json.loads((path / CONFIG).read_text())
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path / CONFIG}: unsupported checkpoint format {data.get('format')!r}")
+    return Checkpoint(
+        config_from(data["model"]),
+        data["version"],
+        data.get("meta", {}),
+        load_file(str(path / WEIGHTS)),
+    )
+
+
+def write(
+    path: Path,
+    state: dict[str, torch.Tensor],
+    version: str,
+    model: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
+    """Write a checkpoint (weights first, then the config that makes it present)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    write_weights(path / WEIGHTS, state, version)
+    write_json(path / CONFIG, {"format": FORMAT, "version": version, "model": model, "meta": meta})
 
 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -34,6 +109,8 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
 
 def write_weights(path: Path, state: dict[str, torch.Tensor], version: str) -> None:
     """Write a safetensors file atomically, with the version in its metadata."""
+    from safetensors.torch import save_file
+
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(state, str(tmp), metadata={"version": version})
     os.replace(tmp, path)

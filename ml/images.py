@@ -42,7 +42,7 @@ class ImageSet:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.shape[1:])  # type: ignore[return-value]
+        return tuple(self.train.shape[1:])
 
 
 def load_plots(images_dir: Path, held_out: int = 45) -> ImageSet:

@@ -1,9 +1,14 @@
 """The async arXiv client: polite (one Redis limiter for the deployment), bounded retries.
 
+`arxiv_client(http, redis, settings)` is the one way to build it, for every pool: one
+User-Agent (`make_http_client`), the deployment's limiter on one Redis key, one retry policy.
+It reads the feeds, the query API and OAI-PMH (`rss`, `query_ids`, `list_records`, `harvest`)
+and downloads PDFs (`fetch_pdf`, for thumbnails).
+
 Every HTTP request — each attempt and each redirect hop — starts inside `limiter.slot()`, so
-the deployment never exceeds arXiv's request rate or connection count. Retries use tenacity's
-inline form with a *positive* predicate: only transport failures that a later attempt can fix
-(timeouts, refused/reset connections, bodies cut short) and HTTP 429/5xx are retried, with
+the deployment never exceeds arXiv's request rate or connection count. Retries
+(workers.retrying) use a *positive* filter: only transport failures that a later attempt can
+fix (timeouts, refused/reset connections, bodies cut short) and HTTP 429/5xx are retried, with
 exponential back-off plus jitter, capped at `arxiv_max_backoff`, or the server's `Retry-After`
 when that is longer. Cancellation is never retried. Other 4xx raise `UpstreamHTTPError` at
 once; exhausted retries raise `UpstreamUnavailable` (both picklable: arq pickles a failed
@@ -15,24 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
-from functools import partial
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import Counter, Histogram
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from app import __version__
 from app.ingest.arxiv_api import parse_api_response
@@ -40,15 +35,31 @@ from app.ingest.oai_pmh import OaiPage, parse_oai_pmh
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
 from app.ingest.rss import parse_feed
 from app.settings import Settings
-from workers.politeness import RedisRateLimiter
+from workers.politeness import DEPLOYMENT_KEY, Limiter, LocalRateLimiter, RedisRateLimiter
+from workers.retrying import (
+    RetryCallState,
+    Sleep,
+    call_with_retries,
+    log_before_sleep,
+    parse_retry_after,
+    wait_exponential_jitter,
+    wait_none,
+    wait_retry_after,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[Any]]
 Params = Mapping[str, str | int]
 
 API_ID_CHUNK = 100  # ids per `id_list` request; keeps URLs short and responses small
 MAX_REDIRECTS = 5
+# PDFs (thumbnails): the size a download is cut off at, and httpx's default redirect limit,
+# which PDF downloads have always followed.
+MAX_PDF_BYTES = 40_000_000
+PDF_MAX_REDIRECTS = 20
 _EXCERPT_CHARS = 300
 _CATEGORY = re.compile(r"[A-Za-z][\w.-]*")
 _TAG = re.compile(r"<[^>]*>")
@@ -125,6 +136,29 @@ class RetryableStatus(ArxivClientError):
         return f"HTTP {self.status}{hint}"
 
 
+class UnusablePdf(ArxivClientError):
+    """A PDF download that retrying will not fix: too large, or not a PDF at all."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, reason)
+        self.url = url
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class RepeatedPage(ArxivClientError):
+    """OAI-PMH answered a resumption token with the page before it, token and all."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+    def __str__(self) -> str:
+        return f"resumption token {self.token} keeps repeating"
+
+
 class TruncatedBody(ArxivClientError):
     """Fewer body bytes than Content-Length announced (h11 normally catches this first)."""
 
@@ -151,16 +185,14 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT)
-
-
 def _label(exc: BaseException) -> str:
     """A short, low-cardinality name for metrics."""
     if isinstance(exc, RetryableStatus):
         return str(exc.status)
     if isinstance(exc, TruncatedBody):
         return "truncated"
+    if isinstance(exc, UnusablePdf):
+        return "too_large"
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, httpx.ConnectError):
@@ -179,38 +211,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _excerpt(response: httpx.Response) -> str:
+def _excerpt(response: httpx.Response, content: bytes) -> str:
     """The readable part of an error body: the API's error-feed message when it is one,
     else the text without markup, shortened."""
-    if b"/api/errors#" in response.content:
+    if b"/api/errors#" in content:
         try:
-            parse_api_response(response.content, str(response.url))
+            parse_api_response(content, str(response.url))
         except UpstreamError as exc:
             return str(exc)
         except DocumentError:
             pass
-    try:
-        text = response.text
+    try:  # as `response.text` decodes it
+        text = content.decode(response.encoding or "utf-8", errors="replace")
     except Exception:  # undecodable body: the status says enough
         return ""
     text = _TAG.sub(" ", text[: _EXCERPT_CHARS * 10])
@@ -239,11 +251,30 @@ def make_http_client(settings: Settings, **kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(**options)
 
 
+def arxiv_client(
+    http: httpx.AsyncClient,
+    redis: Redis | None,
+    settings: Settings,
+    *,
+    key: str = DEPLOYMENT_KEY,
+    sleep: Sleep = asyncio.sleep,
+) -> ArxivClient:
+    """The client every pool uses, on `http` (from `make_http_client`), behind the
+    deployment's limiter in `redis` under `key`. Without Redis (a command run inline) the
+    limiter keeps the same rules within this process."""
+    limiter: Limiter = (
+        LocalRateLimiter.from_settings(settings)
+        if redis is None
+        else RedisRateLimiter.from_settings(redis, settings, key=key)
+    )
+    return ArxivClient(http, limiter, settings, sleep=sleep)
+
+
 class ArxivClient:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        limiter: RedisRateLimiter,
+        limiter: Limiter,
         settings: Settings,
         *,
         sleep: Sleep = asyncio.sleep,
@@ -253,7 +284,9 @@ class ArxivClient:
         self.settings = settings
         self._sleep = sleep
         # Exponential from 1 s (plus up to 1 s jitter), capped; Retry-After may exceed the cap.
-        self._backoff = wait_exponential_jitter(max=settings.arxiv_max_backoff, jitter=1)
+        self._wait = wait_retry_after(
+            wait_exponential_jitter(max=settings.arxiv_max_backoff, jitter=1)
+        )
 
     # -- raw GET --------------------------------------------------------------------------
 
@@ -267,58 +300,69 @@ class ArxivClient:
         return "rss" if url.startswith(s.arxiv_rss_url) else "other"
 
     async def get(
-        self, url: str, params: Params | None = None, *, source: str | None = None
+        self,
+        url: str,
+        params: Params | None = None,
+        *,
+        source: str | None = None,
+        max_redirects: int = MAX_REDIRECTS,
+        max_bytes: int | None = None,
     ) -> bytes:
-        """GET `url` politely and return the body; see the module docstring for the policy."""
+        """GET `url` politely and return the body; see the module docstring for the policy.
+        A body over `max_bytes` raises UnusablePdf (only PDFs are capped)."""
         source = source or self.source_of(url)
         full_url = str(httpx.URL(url, params=params)) if params else url
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(max(1, self.settings.arxiv_max_attempts)),
-            wait=self._wait,
-            retry=retry_if_exception(is_transient),
-            before_sleep=partial(self._before_sleep, full_url, source),
-            sleep=self._sleep,
-            reraise=True,
-        )
+
+        def count(exc: BaseException | None, reason: str) -> None:
+            RETRIES.labels(source, _label(exc) if exc is not None else "unknown").inc()
+
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(url, params, source)
+            return await call_with_retries(
+                lambda _n: self._attempt(url, params, source, max_redirects, max_bytes),
+                transient=TRANSIENT,
+                attempts=self.settings.arxiv_max_attempts,
+                wait=self._wait,
+                before_sleep=log_before_sleep(
+                    log, f"arXiv GET {full_url}", self.settings.arxiv_max_attempts, _describe, count
+                ),
+                sleep=self._sleep,
+            )
         except TRANSIENT as exc:
             retry_after = getattr(exc, "retry_after", None)
             raise UpstreamUnavailable(full_url, _describe(exc), retry_after) from exc
-        raise AssertionError("tenacity returned without a result")  # pragma: no cover
 
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = float(self._backoff(state))
-        exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        return max(backoff, retry_after) if retry_after is not None else backoff
-
-    def _before_sleep(self, url: str, source: str, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        reason = _describe(exc) if exc is not None else "unknown"
-        RETRIES.labels(source, _label(exc) if exc is not None else "unknown").inc()
-        delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning(
-            "arXiv GET %s: attempt %d/%d failed (%s); retrying in %.1fs",
-            url,
-            state.attempt_number,
-            self.settings.arxiv_max_attempts,
-            reason,
-            delay,
+    async def fetch_pdf(self, url: str) -> bytes:
+        """A paper's PDF (for its thumbnail), at most MAX_PDF_BYTES, through the limiter and
+        the retry policy. Raises UnusablePdf for a body too large or not a PDF, and the
+        errors of `get`."""
+        data = await self.get(
+            url, source="pdf", max_redirects=PDF_MAX_REDIRECTS, max_bytes=MAX_PDF_BYTES
         )
+        if not data.startswith(b"%PDF"):
+            raise UnusablePdf(url, "not a PDF")
+        return data
 
-    async def _attempt(self, url: str, params: Params | None, source: str) -> bytes:
+    async def _attempt(
+        self,
+        url: str,
+        params: Params | None,
+        source: str,
+        max_redirects: int,
+        max_bytes: int | None,
+    ) -> bytes:
         """One attempt: each redirect hop is its own request, so each takes its own slot."""
         request = self.http.build_request("GET", url, params=params)
-        for _ in range(MAX_REDIRECTS + 1):
+        for _ in range(max_redirects + 1):
             asked = time.monotonic()
             async with self.limiter.slot():
                 started = time.monotonic()
                 WAIT_SECONDS.labels(source).observe(started - asked)
                 try:
-                    response = await self.http.send(request, follow_redirects=False)
+                    response = await self.http.send(request, follow_redirects=False, stream=True)
+                    try:
+                        content = await _read(response, max_bytes)
+                    finally:
+                        await response.aclose()
                 except Exception as exc:
                     REQUESTS.labels(source, _label(exc)).inc()
                     raise
@@ -329,24 +373,24 @@ class ArxivClient:
                 request = response.next_request
                 continue
             try:
-                return self._body(response)
+                return self._body(response, content)
             finally:
                 label = "truncated" if _is_short(response) else str(response.status_code)
                 REQUESTS.labels(source, label).inc()
         raise UpstreamHTTPError(response.status_code, str(request.url), "too many redirects")
 
-    def _body(self, response: httpx.Response) -> bytes:
+    def _body(self, response: httpx.Response, content: bytes) -> bytes:
         status = response.status_code
         url = str(response.url)
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise RetryableStatus(status, url, retry_after)
         if not 200 <= status < 300:
-            raise UpstreamHTTPError(status, url, _excerpt(response))
+            raise UpstreamHTTPError(status, url, _excerpt(response, content))
         if _is_short(response):
             expected = int(response.headers["Content-Length"])
             raise TruncatedBody(url, expected, response.num_bytes_downloaded)
-        return response.content
+        return content
 
     # -- parsed endpoints -----------------------------------------------------------------
 
@@ -423,28 +467,60 @@ class ArxivClient:
         A response that hands back the very token it was asked with is the previous page
         served again: it is skipped and the token asked again, at most `arxiv_max_attempts`
         times in a row before giving up with UpstreamUnavailable."""
-        repeats = 0
+        filters = {"set_spec": set_spec, "from_": from_, "until": until}
         while True:
-            page = await self.list_records(
-                set_spec=set_spec,
-                from_=from_,
-                until=until,
-                token=token,
-                metadata_prefix=metadata_prefix,
-            )
-            if token is not None and page.resumption_token == token:
-                repeats += 1
-                log.warning("OAI-PMH served the page before token %s again (%d)", token, repeats)
-                if repeats >= self.settings.arxiv_max_attempts:
-                    raise UpstreamUnavailable(
-                        self.settings.arxiv_oai_url, f"resumption token {token} keeps repeating"
-                    )
-                continue
-            repeats = 0
+            page = await self._page_after(token, metadata_prefix, **filters)
             yield page
             token = page.resumption_token
             if not token:
                 return
+
+    async def _page_after(
+        self,
+        token: str | None,
+        metadata_prefix: str,
+        **filters: Any,
+    ) -> OaiPage:
+        """The ListRecords page for `token`, asked again (at once) while it is the page before."""
+
+        async def attempt(_n: int) -> OaiPage:
+            page = await self.list_records(token=token, metadata_prefix=metadata_prefix, **filters)
+            if token is not None and page.resumption_token == token:
+                raise RepeatedPage(token)
+            return page
+
+        def repeated(state: RetryCallState) -> None:
+            log.warning(
+                "OAI-PMH served the page before token %s again (%d)", token, state.attempt_number
+            )
+
+        attempts = self.settings.arxiv_max_attempts
+        try:
+            return await call_with_retries(
+                attempt,
+                transient=(RepeatedPage,),
+                attempts=attempts,
+                wait=wait_none(),
+                before_sleep=repeated,
+                sleep=self._sleep,
+            )
+        except RepeatedPage as exc:
+            log.warning("OAI-PMH served the page before token %s again (%d)", token, attempts)
+            raise UpstreamUnavailable(self.settings.arxiv_oai_url, str(exc)) from exc
+
+
+async def _read(response: httpx.Response, max_bytes: int | None) -> bytes:
+    """The whole body, or UnusablePdf as soon as it grows past `max_bytes`."""
+    if max_bytes is None:
+        return await response.aread()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise UnusablePdf(str(response.url), f"larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _is_short(response: httpx.Response) -> bool:

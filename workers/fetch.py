@@ -4,88 +4,50 @@ Every job is idempotent (upserts) and deduplicated by a deterministic `_job_id`.
 page from upstream is written in one transaction together with its bookkeeping, so a
 killed worker leaves either the whole page or nothing, and a restarted back-fill resumes
 from the last committed resumption token. Transient upstream failures are retried inside
-the job (tenacity, in workers.arxiv); a malformed response or an exhausted upstream fails
-the attempt, and arq retries the job later with a growing delay, up to `max_tries`.
+the job (workers.arxiv's client); a malformed response or an exhausted upstream fails the
+attempt, and arq retries the job later with a growing delay, up to `max_tries`
+(workers.pool.retry_job).
+
+`papershelf worker --pool fetch` (or `arq workers.fetch.WorkerSettings`) runs it with
+`worker_settings(settings)`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
-import socket
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, TypeVar
 
-import redis.backoff
 import redis.exceptions
-from arq import Retry, Worker, create_pool, cron
-from arq.connections import ArqRedis, RedisSettings
-from arq.jobs import Job
-from redis.asyncio.retry import Retry as AsyncRetry
+from arq import cron
 from sqlalchemy import Connection, Engine
 
 from app.db import runs, store
-from app.db.engine import get_engine
 from app.ingest.ids import parse_arxiv_id
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
+from app.jobs import pictures, summaries
+from app.jobs.fetch import harvest_key, oai_set
+from app.jobs.queueing import scoped_job_id, submit
 from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
 from app.settings import Settings, get_settings
-from app.taxonomy import get_taxonomy
-from workers.arxiv import ArxivClient, UpstreamHTTPError, UpstreamUnavailable, make_http_client
-from workers.politeness import RedisRateLimiter
+from workers.arxiv import UpstreamHTTPError, UpstreamUnavailable, arxiv_client, make_http_client
+from workers.pool import pool_settings, retry_job, start_context
 
-log = logging.getLogger("papershelf.fetch")
+log = logging.getLogger(__name__)
 
 MAX_TRIES = 5
-QUICK_TIMEOUT_S = 3
 # Failures worth another try later: arXiv down, a body it garbled, an expired token.
 RETRYABLE = (UpstreamUnavailable, DocumentError, UpstreamError, UpstreamHTTPError)
 T = TypeVar("T")
 
 
-def quick_redis_settings(url: str | None) -> RedisSettings:
-    """For web requests, which must not hang on a dead Redis: no reconnect attempts, short
-    timeouts (callers turn the error into QueueUnavailable)."""
-    return replace(
-        redis_settings(url),
-        conn_timeout=QUICK_TIMEOUT_S,
-        conn_retries=0,
-        retry=None,
-        retry_on_timeout=False,
-        retry_on_error=None,
-    )
-
-
-def redis_settings(url: str | None) -> RedisSettings:
-    rs = RedisSettings.from_dsn(url or "redis://127.0.0.1:6379/0")
-    # Ride out a Redis restart instead of dying: connecting is retried for about a minute,
-    # and every command retries on connection errors with back-off.
-    rs.conn_retries = 30
-    rs.conn_retry_delay = 2
-    rs.retry_on_timeout = True
-    rs.retry_on_error = [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
-    rs.retry = AsyncRetry(redis.backoff.ExponentialBackoff(cap=5.0, base=0.2), 20)
-    return rs
-
-
 async def startup(ctx: dict[str, Any]) -> None:
-    settings = ctx.get("settings") or get_settings()  # tests pass their own
-    ctx["settings"] = settings
-    ctx["engine"] = get_engine(settings)
+    settings = start_context(ctx)
     ctx["http"] = make_http_client(settings)
-    limiter = RedisRateLimiter(
-        ctx["redis"],
-        min_interval=settings.arxiv_min_interval,
-        max_connections=settings.arxiv_max_connections,
-        lease_ttl=settings.arxiv_lease_ttl,
-    )
-    ctx["arxiv"] = ArxivClient(ctx["http"], limiter, settings)
+    ctx["arxiv"] = arxiv_client(ctx["http"], ctx["redis"], settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -99,13 +61,8 @@ async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _retry_or_raise(ctx: dict[str, Any], exc: BaseException) -> None:
-    tries = ctx.get("job_try", 1)
-    if isinstance(exc, RETRYABLE) and tries < MAX_TRIES:
-        delay = min(ctx["settings"].fetch_retry_delay * 2 ** (tries - 1), 3600)
-        log.warning(
-            "job %s attempt %d failed (%s); retrying in %d s", ctx.get("job_id"), tries, exc, delay
-        )
-        raise Retry(defer=delay) from exc
+    if isinstance(exc, RETRYABLE):
+        retry_job(ctx, exc, max_tries=MAX_TRIES, first_delay=ctx["settings"].fetch_retry_delay)
 
 
 def _begin_run(engine: Engine, **kw: Any) -> int:
@@ -167,9 +124,6 @@ async def _queue_summaries(
     """Ask the ML pool for the day's TL;DRs (by function name: no ML code is imported here).
     The list is stored already, so a failure here is logged, not retried: `papershelf
     reindex --summaries` catches up."""
-    # Imported here: workers.summaries builds on this module's JobRequest.
-    from workers import summaries
-
     settings: Settings = ctx["settings"]
     try:
         if not await summaries.ml_pool_enabled(ctx["redis"], settings):
@@ -186,8 +140,6 @@ async def _queue_thumbnails(
 ) -> bool:
     """Ask the ML pool for the day's thumbnails, as for its TL;DRs (`papershelf reindex
     --thumbnails` catches up on a failure)."""
-    from workers import pictures
-
     settings: Settings = ctx["settings"]
     try:
         if not await pictures.thumbnails_enabled(ctx["redis"], settings):
@@ -236,10 +188,6 @@ async def fetch_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     result = await _db(_write_papers, engine, run_id, page)
     result["missing"] = sorted(set(keys) - {p.arxiv_id for p in page.papers})
     return result
-
-
-def harvest_key(set_spec: str, date_from: str, date_until: str) -> str:
-    return runs.harvest_key(set_spec, date.fromisoformat(date_from), date.fromisoformat(date_until))
 
 
 def _load_state(
@@ -328,19 +276,6 @@ async def backfill(
     return {"key": key, "pages": pages, "harvested": state.harvested, "done": state.done}
 
 
-def oai_set(category: str) -> str:
-    """The OAI-PMH set of a category: `cs.AI` → `cs:cs:AI`, `hep-th` → `physics:hep-th`."""
-    tax = get_taxonomy()
-    cat = tax.category(tax.canonical(category) or category)
-    if cat is None:
-        raise ValueError(f"unknown category {category!r}")
-    group = cat.group.removeprefix("grp_")
-    if "." in cat.id:
-        archive, sub = cat.id.split(".", 1)
-        return f"{group}:{archive}:{sub}"
-    return f"{group}:{cat.id}"
-
-
 def _arrived(engine: Engine, category: str, day: date) -> tuple[bool, bool]:
     """Whether the day's list is stored, and whether its feed was fetched since it was
     announced (an empty weekend feed counts: polling it again would change nothing)."""
@@ -397,121 +332,34 @@ async def harvest_recent(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"sets": sets, "from": d_from, "until": d_until}
 
 
-Pool = Literal["fetch", "ml"]
+FUNCTIONS: list[Callable[..., Any]] = [fetch_listing, fetch_ids, backfill]
+# Every 5 minutes; arq gives each cron run a unique job id, so several workers scheduling the
+# same tick run it once.
+CRON_JOBS = [
+    cron(poll_announcements, minute=set(range(0, 60, 5)), run_at_startup=True),
+    cron(harvest_recent, hour={4}, minute={30}),  # 23:30/00:30 US-Eastern
+]
 
 
-def queue_name(settings: Settings, pool: Pool = "fetch") -> str:
-    return settings.ml_queue if pool == "ml" else settings.fetch_queue
-
-
-def scoped_job_id(settings: Settings, job_id: str, pool: Pool = "fetch") -> str:
-    """arq job ids are global in a Redis database; prefixing the queue keeps deployments (and
-    test runs) that share one Redis from swallowing each other's jobs."""
-    return f"{queue_name(settings, pool)}:{job_id}"
-
-
-class ResilientWorker(Worker):
-    """An arq worker that rides out a Redis restart: arq claims jobs with a WATCH pipeline,
-    which redis-py does not retry, so a dropped connection would end the poll loop. Here a
-    failed poll is logged and retried after a pause; signals and shutdown stay arq's own."""
-
-    async def _poll_iteration(self) -> None:
-        try:
-            await super()._poll_iteration()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            log.warning("Redis unavailable (%s); polling again in 2 s", exc)
-            await asyncio.sleep(2)
-
-
-def ids_job_id(ids: list[str]) -> str:
-    digest = hashlib.sha1(",".join(sorted(ids)).encode()).hexdigest()[:16]
-    return f"ids:{digest}"
-
-
-@dataclass(frozen=True, slots=True)
-class JobRequest:
-    """A job to queue by function name (so the queuer never imports the pool's code), from
-    outside a worker (CLI, admin API, a page) or from another pool's job."""
-
-    function: str
-    args: tuple[Any, ...]
-    job_id: str  # before `scoped_job_id`
-    pool: Pool = "fetch"
-    # More `enqueue_job` keywords (`_defer_until`, `_expires`): the ML pool's priorities.
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-async def submit(redis: ArqRedis, settings: Settings, request: JobRequest) -> Job | None:
-    """Queue `request` through an open arq pool; None when the same job is already queued."""
-    return await redis.enqueue_job(
-        request.function,
-        *request.args,
-        _job_id=scoped_job_id(settings, request.job_id, request.pool),
-        _queue_name=queue_name(settings, request.pool),
-        **request.options,
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """The arq settings of `papershelf worker --pool fetch`."""
+    return pool_settings(
+        settings,
+        queue_name=settings.fetch_queue,
+        functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        max_tries=MAX_TRIES,
+        job_timeout=settings.fetch_job_timeout,
+        keep_result=60,  # short: a kept result blocks its job id from running again
+        max_jobs=4,
     )
 
 
-def listing_request(category: str) -> JobRequest:
-    # One id per minute: a manual re-fetch collapses with itself, not with yesterday's.
-    return JobRequest(
-        "fetch_listing", (category,), f"rss:{category}:manual:{int(time.time() // 60)}"
-    )
-
-
-def ids_request(ids: list[str]) -> JobRequest:
-    keys = sorted(set(ids))
-    return JobRequest("fetch_ids", (keys,), ids_job_id(keys))
-
-
-def backfill_request(set_spec: str, date_from: date, date_until: date) -> JobRequest:
-    args = (set_spec, date_from.isoformat(), date_until.isoformat())
-    return JobRequest("backfill", args, harvest_key(*args))
-
-
-class QueueUnavailable(RuntimeError):
-    """No Redis is configured, or it did not answer."""
-
-
-async def enqueue(settings: Settings, request: JobRequest, *, quick: bool = False) -> bool:
-    """Queue `request` on its pool; False when the same job is already queued.
-    `quick` is for web requests, which must not hang on a dead Redis: no reconnect attempts,
-    short timeouts. Raises QueueUnavailable instead of a driver error."""
-    if not settings.redis_url:
-        raise QueueUnavailable("no Redis is configured (PAPERSHELF_REDIS_URL)")
-    rs = quick_redis_settings(settings.redis_url) if quick else redis_settings(settings.redis_url)
-    try:
-        pool = await asyncio.wait_for(create_pool(rs), QUICK_TIMEOUT_S + 1 if quick else None)
-        try:
-            job = await asyncio.wait_for(
-                submit(pool, settings, request), QUICK_TIMEOUT_S if quick else None
-            )
-        finally:
-            await pool.aclose()
-    except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
-        raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
-    return job is not None
-
-
-class WorkerSettings:
-    """`papershelf worker --pool fetch` (or `arq workers.fetch.WorkerSettings`)."""
-
-    functions: ClassVar = [fetch_listing, fetch_ids, backfill]
-    # Every 5 minutes; arq gives each cron run a unique job id, so several workers
-    # scheduling the same tick run it once.
-    cron_jobs: ClassVar = [
-        cron(poll_announcements, minute=set(range(0, 60, 5)), run_at_startup=True),
-        cron(harvest_recent, hour={4}, minute={30}),  # 23:30/00:30 US-Eastern
-    ]
-    queue_name = get_settings().fetch_queue
-    on_startup = startup
-    on_shutdown = shutdown
-    max_tries = MAX_TRIES
-    job_timeout = get_settings().fetch_job_timeout
-    keep_result = 60  # short: a kept result blocks its job id from running again
-    max_jobs = 4
-    health_check_interval = 10
-    # One health key per replica, so `papershelf status` can list live workers.
-    health_check_key = f"{queue_name}:health:{socket.gethostname()}:{os.getpid()}"
-    job_completion_wait = 30  # on SIGTERM, let a running job finish (bounded)
-    redis_settings = redis_settings(get_settings().redis_url)
+def __getattr__(name: str) -> Any:
+    """`arq workers.fetch.WorkerSettings`: the settings, read from the environment when arq
+    asks for them rather than at import."""
+    if name == "WorkerSettings":
+        return worker_settings(get_settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,20 +1,21 @@
 """The LLM pool: FAQ answers from an OpenAI-compatible chat-completions endpoint.
 
 `papershelf worker --pool llm` (or `arq workers.llm.WorkerSettings`) runs `generate_faq` on
-`settings.llm_queue`; it imports no torch. Works with any server that speaks the OpenAI
-streaming wire format (Kimi/Moonshot, vLLM, Ollama, llama.cpp, OpenAI…).
+`settings.llm_queue` (`worker_settings(settings)`); it imports no torch. Works with any server
+that speaks the OpenAI streaming wire format (Kimi/Moonshot, vLLM, Ollama, llama.cpp, OpenAI…).
 
 - **Single flight.** The web enqueues with the job id `FaqKey.job_id` (paper, version,
   language, model), so concurrent requests make one job; every reader follows the same
   generation through a Redis stream per key (`FaqKey.stream_key`): `start`, `delta`s,
-  `reset`, then `done` or `error` (app.faq.EVENTS). The stream expires on its own.
+  `reset`, then `done` or `error` (app.artifacts.faqs.EVENTS). The stream expires on its own.
 - **All or nothing.** The answer is stored in one transaction once complete; a stream cut
   mid-way fails that attempt, readers are told to `reset`, and the next attempt starts from
   scratch. Nothing partial is ever cached.
-- **Retries.** `ChatClient` retries transport errors, timeouts, 429 (honouring Retry-After,
-  capped at `llm_max_backoff`), 5xx, cut or garbled streams and mid-stream error chunks,
-  with exponential back-off and jitter, at most `llm_max_attempts` attempts; other 4xx (a bad
-  key, an unknown model, a prompt too long) fail at once. Cancellation is never retried.
+- **Retries.** `ChatClient` (through workers.retrying) retries transport errors, timeouts,
+  429 (honouring Retry-After, capped at `llm_max_backoff`), 5xx, cut or garbled streams and
+  mid-stream error chunks, with exponential back-off and jitter, at most `llm_max_attempts`
+  attempts; other 4xx (a bad key, an unknown model, a prompt too long) fail at once.
+  Cancellation is never retried.
 - **Idempotent.** A job whose answer is already stored only re-announces it; a job killed
   with its worker re-runs (arq), starting with a fresh `start`.
 """
@@ -24,36 +25,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy import Engine
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from app import __version__
-from app.db import faqs
-from app.db.engine import get_engine
-from app.faq import FaqKey, Lang, PaperText, load_prompt, parse_lang, render_messages
+from app.artifacts import faqs
+from app.artifacts.faqs import FaqKey, Lang, PaperText, load_prompt, parse_lang, render_messages
 from app.settings import Settings, get_settings
-from workers.arxiv import parse_retry_after
-from workers.fetch import redis_settings
+from workers.pool import pool_settings, start_context
+from workers.retrying import (
+    Sleep,
+    call_with_retries,
+    log_before_sleep,
+    parse_retry_after,
+    wait_exponential_jitter,
+    wait_retry_after,
+)
 
-log = logging.getLogger("papershelf.llm")
+log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[Any]]
 OnText = Callable[[str], Awaitable[None]]
 
 # A stream outlives its job by this much (late readers still see the end); a running job's
@@ -185,30 +181,11 @@ class ChatClient:
         self.settings = settings
         self.url = settings.llm_base_url.rstrip("/") + "/chat/completions"
         self._sleep = sleep
-        self._backoff = wait_exponential_jitter(initial=1, max=settings.llm_max_backoff, jitter=1)
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = float(self._backoff(state))
-        exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is None:
-            return backoff
         # The server's hint wins over a shorter back-off, but never beyond the cap: a job
         # must not sleep past its own timeout.
-        return max(backoff, min(retry_after, self.settings.llm_max_backoff))
-
-    def _before_sleep(self, last: dict[str, str], state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        reason = _describe(exc) if exc is not None else "unknown"
-        last["reason"] = reason
-        RETRIES.labels(_label(exc) if exc is not None else "unknown").inc()
-        delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning(
-            "LLM request: attempt %d/%d failed (%s); retrying in %.1fs",
-            state.attempt_number,
-            self.settings.llm_max_attempts,
-            reason,
-            delay,
+        self._wait = wait_retry_after(
+            wait_exponential_jitter(initial=1, max=settings.llm_max_backoff, jitter=1),
+            cap=settings.llm_max_backoff,
         )
 
     async def complete(
@@ -229,27 +206,33 @@ class ChatClient:
             if on_delta is not None:
                 await on_delta(piece)
 
+        def count(exc: BaseException | None, reason: str) -> None:
+            last["reason"] = reason
+            RETRIES.labels(_label(exc) if exc is not None else "unknown").inc()
+
+        async def attempt(number: int) -> Completion:
+            nonlocal emitted
+            if emitted:
+                emitted = False
+                if on_reset is not None:
+                    await on_reset(last.get("reason", "the attempt failed"))
+            text, finish = await self._attempt(messages, emit)
+            return Completion(text, finish, number)
+
         attempts = max(1, self.settings.llm_max_attempts)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts),
-            wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, TRANSIENT)),
-            before_sleep=partial(self._before_sleep, last),
-            sleep=self._sleep,
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    if emitted:
-                        emitted = False
-                        if on_reset is not None:
-                            await on_reset(last.get("reason", "the attempt failed"))
-                    text, finish = await self._attempt(messages, emit)
-                    return Completion(text, finish, attempt.retry_state.attempt_number)
+            return await call_with_retries(
+                attempt,
+                transient=TRANSIENT,
+                attempts=attempts,
+                wait=self._wait,
+                before_sleep=log_before_sleep(
+                    log, "LLM request", self.settings.llm_max_attempts, _describe, count
+                ),
+                sleep=self._sleep,
+            )
         except TRANSIENT as exc:
             raise LLMUnavailable(attempts, _describe(exc)) from exc
-        raise AssertionError("tenacity returned without a result")  # pragma: no cover
 
     def _body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         s = self.settings
@@ -363,9 +346,7 @@ class FaqStream:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx.get("settings") or get_settings()  # tests pass their own
-    ctx["settings"] = settings
-    ctx["engine"] = get_engine(settings)
+    settings = start_context(ctx)
     ctx["http"] = make_http_client(settings)
     ctx["llm"] = ChatClient(ctx["http"], settings, sleep=ctx.get("llm_sleep", asyncio.sleep))
 
@@ -447,20 +428,29 @@ async def generate_faq(ctx: dict[str, Any], arxiv_id: str, lang: str) -> dict[st
     }
 
 
-class WorkerSettings:
-    """`papershelf worker --pool llm` (or `arq workers.llm.WorkerSettings`)."""
+FUNCTIONS: list[Callable[..., Any]] = [generate_faq]
 
-    functions: ClassVar = [generate_faq]
-    queue_name = get_settings().llm_queue
-    on_startup = startup
-    on_shutdown = shutdown
-    max_tries = MAX_TRIES
-    job_timeout = get_settings().llm_job_timeout
-    # No kept results: a finished job frees its id at once (a failed answer can be asked
-    # for again), and the stored answer is what dedupes finished work.
-    keep_result = 0
-    max_jobs = 2  # generations in flight per worker; hosted APIs rate-limit anyway
-    health_check_interval = 10
-    health_check_key = f"{queue_name}:health:{socket.gethostname()}:{os.getpid()}"
-    job_completion_wait = 30
-    redis_settings = redis_settings(get_settings().redis_url)
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """The arq settings of `papershelf worker --pool llm`."""
+    return pool_settings(
+        settings,
+        queue_name=settings.llm_queue,
+        functions=FUNCTIONS,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        max_tries=MAX_TRIES,
+        job_timeout=settings.llm_job_timeout,
+        # No kept results: a finished job frees its id at once (a failed answer can be asked
+        # for again), and the stored answer is what dedupes finished work.
+        keep_result=0,
+        max_jobs=2,  # generations in flight per worker; hosted APIs rate-limit anyway
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """`arq workers.llm.WorkerSettings`: the settings, read from the environment when arq
+    asks for them rather than at import."""
+    if name == "WorkerSettings":
+        return worker_settings(get_settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,8 +5,8 @@ connections at a time *per deployment*, so the state lives in Redis, and each de
 Lua script (atomic: no two processes can both see "free"). The script reads the clock with
 Redis `TIME`, so machines with skewed clocks still agree on the spacing.
 
-State, under `key` (default "papershelf:arxiv"; the hash tag keeps both keys in one cluster
-slot):
+State, under `key` (default `DEPLOYMENT_KEY`, "papershelf:arxiv"; the hash tag keeps both keys
+in one cluster slot):
 * `{key}:next`   — the earliest Redis time (µs) the next request may start;
 * `{key}:leases` — a sorted set of in-flight requests, member = a unique token, score = the
   lease's expiry (µs). Expired leases are dropped before every decision, so a holder that was
@@ -16,6 +16,8 @@ slot):
 Spacing is between request *starts* (a slow response does not push the next start back).
 `min_interval=0` disables the spacing and keeps the connection cap. Needs Redis >= 5
 (effects replication, so a script may write after calling TIME).
+
+`LocalRateLimiter` keeps the same two rules inside one process, for work run without Redis.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -38,6 +41,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+DEPLOYMENT_KEY = "papershelf:arxiv"  # every process of a deployment shares this one
+
+
+class Limiter(Protocol):
+    """What the arXiv client needs: `async with limiter.slot():` around each request."""
+
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
+
 
 # KEYS: next, leases. ARGV: interval_us, max_connections, ttl_us, token, poll_us.
 # Returns {1, 0} when the lease was granted, else {0, µs worth waiting before asking again}.
@@ -89,7 +101,7 @@ class RedisRateLimiter:
         self,
         redis: Redis,
         *,
-        key: str = "papershelf:arxiv",
+        key: str = DEPLOYMENT_KEY,
         min_interval: float,
         max_connections: int = 1,
         lease_ttl: float = 90.0,
@@ -118,15 +130,17 @@ class RedisRateLimiter:
 
     @classmethod
     def from_settings(
-        cls, redis: Redis, settings: Settings, *, key: str = "papershelf:arxiv", **kwargs: Any
+        cls, redis: Redis, settings: Settings, *, key: str = DEPLOYMENT_KEY, **kwargs: Any
     ) -> RedisRateLimiter:
-        """The deployment's arXiv limiter; a lease outlives a request by a 30 s margin."""
+        """The deployment's arXiv limiter. Live holders renew their lease, so its TTL need not
+        cover a slow request: `arxiv_lease_ttl` only bounds how long a killed holder keeps
+        its connection from everyone else."""
         return cls(
             redis,
             key=key,
             min_interval=settings.arxiv_min_interval,
             max_connections=settings.arxiv_max_connections,
-            lease_ttl=settings.arxiv_timeout + 30.0,
+            lease_ttl=settings.arxiv_lease_ttl,
             **kwargs,
         )
 
@@ -203,3 +217,39 @@ class RedisRateLimiter:
             if not int(kept):
                 log.warning("arXiv lease %s expired while in use (stalled process?)", token)
                 return
+
+
+class LocalRateLimiter:
+    """The same spacing and connection cap within one process, for work that runs without
+    Redis (a command line run inline): nothing else shares its budget then."""
+
+    def __init__(
+        self, *, min_interval: float, max_connections: int = 1, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        if min_interval < 0:
+            raise ValueError(f"min_interval must be >= 0, got {min_interval}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        self.min_interval = float(min_interval)
+        self._connections = asyncio.Semaphore(max_connections)
+        self._start = asyncio.Lock()
+        self._next = 0.0  # the monotonic time the next request may start
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> LocalRateLimiter:
+        return cls(
+            min_interval=settings.arxiv_min_interval,
+            max_connections=settings.arxiv_max_connections,
+            **kwargs,
+        )
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._connections:
+            async with self._start:  # one waiter at a time claims the next start
+                wait = self._next - time.monotonic()
+                if wait > 0:
+                    await self._sleep(wait)
+                self._next = time.monotonic() + self.min_interval
+            yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
@@ -31,7 +32,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # DB-API objects: untyped
             cur = dbapi_conn.cursor()
             # WAL lets the site read while a worker imports; NORMAL is durable at checkpoints.
             cur.execute("PRAGMA journal_mode=WAL")

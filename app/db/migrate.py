@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -16,7 +17,9 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 SEARCH_OBJECTS = ("papers_fts",)
 
 
-def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     """Autogenerate filter: ignore the FTS5 tables and the PostgreSQL search column."""
     if type_ == "table" and name and name.startswith(SEARCH_OBJECTS):
         return False

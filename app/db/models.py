@@ -2,12 +2,14 @@
 
 Search structures are dialect-specific and live only in the migrations: the SQLite FTS5
 table `papers_fts` (external content over `papers`, kept in sync by triggers) and the
-PostgreSQL generated column `papers.search_vector` with its GIN index.
+PostgreSQL generated column `papers.search_vector` with its GIN index. `app.search` fills
+and rebuilds them (`SearchIndex`).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -40,6 +43,11 @@ PK = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+    if TYPE_CHECKING:
+        # Every model here maps one Table (DeclarativeBase types it as any FromClause), so
+        # `Model.__table__.insert()` and friends type-check.
+        __table__: ClassVar[Table]
 
 
 class Paper(Base):
@@ -210,7 +218,7 @@ class DayCheck(Base):
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# --- related papers (migration 0003); written only by app.related.build -----------------
+# --- related papers (migration 0003); written only by app.artifacts.related.build -------
 
 
 class PaperKeywords(Base):
@@ -225,7 +233,7 @@ class PaperKeywords(Base):
     built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# --- machine-written TL;DRs (migration 0004); written only by app.summaries --------------
+# --- machine-written TL;DRs (migration 0004); written only by app.artifacts.summaries ----
 
 
 class Summary(Base):
@@ -243,7 +251,7 @@ class Summary(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# --- the FAQ (migration 0005); written only by app.db.faqs ------------------------------
+# --- the FAQ (migration 0005); written only by app.artifacts.faqs ----------------------
 
 
 class Faq(Base):
@@ -258,14 +266,14 @@ class Faq(Base):
     lang: Mapped[str] = mapped_column(String(8), primary_key=True)  # en | zh
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     content: Mapped[str] = mapped_column(Text)
-    # app.faq.Prompt.digest of the template it was made with.
+    # app.artifacts.faqs.Prompt.digest of the template it was made with.
     prompt_hash: Mapped[str] = mapped_column(String(16))
     # The model's finish_reason: "stop", or "length" when max_tokens cut the answer.
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-# --- thumbnails (migrations 0006, 0007); written only by app.thumbnails ---------------------------
+# --- thumbnails (migrations 0006, 0007); written only by app.artifacts.thumbnails ----------
 
 
 class Thumbnail(Base):

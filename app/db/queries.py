@@ -1,4 +1,6 @@
-"""Read-side queries shared by the CLI, the API and the pages."""
+"""Read-side queries of the papers and venues tables, shared by the CLI, the API and the
+pages (what a page shows beside a paper, such as its TL;DR, is joined above the store, in
+`app.listing`)."""
 
 from __future__ import annotations
 
@@ -6,10 +8,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Row, func, select
 
-from app.db.models import Announcement, Paper, PaperCategory, PaperVersion, Venue
-from app.summaries import shown_tldrs
+from app.db.models import Announcement, Paper, PaperCategory, PaperVersion, Venue, VenuePaper
 
 papers = Paper.__table__
 announcements = Announcement.__table__
@@ -89,6 +90,7 @@ def stats(conn: Connection, *, recent_days: int = 7) -> Stats:
 
 
 def get_paper(conn: Connection, arxiv_id: str) -> dict[str, Any] | None:
+    """The paper's row with its version history and announcements, or None."""
     row = conn.execute(select(papers).where(papers.c.arxiv_id == arxiv_id)).mappings().first()
     if row is None:
         return None
@@ -109,9 +111,40 @@ def get_paper(conn: Connection, arxiv_id: str) -> dict[str, Any] | None:
             .order_by(announcements.c.day, announcements.c.category)
         )
     ]
-    shown = shown_tldrs(conn, [arxiv_id]).get(arxiv_id)
-    paper["tldr"] = shown.text if shown else None
-    paper["tldr_model"] = shown.model if shown else None
-    paper["tldr_paper_version"] = shown.paper_version if shown else None
-    paper["tldr_stale"] = bool(shown and shown.stale(paper["version"]))
     return paper
+
+
+def venues(conn: Connection) -> list[Row[*tuple[Any, ...]]]:
+    """Every imported venue's row, by name."""
+    return list(conn.execute(select(Venue.__table__).order_by(Venue.name)).all())
+
+
+def venue(conn: Connection, name: str) -> Row[*tuple[Any, ...]] | None:
+    """One venue's row, or None."""
+    return conn.execute(select(Venue.__table__).where(Venue.name == name)).first()
+
+
+def venue_papers(
+    conn: Connection, name: str, *, limit: int, offset: int = 0
+) -> list[Row[*tuple[Any, ...]]]:
+    """A venue's papers by status, then title (the order its page and feed show)."""
+    vp = VenuePaper.__table__
+    return list(
+        conn.execute(
+            select(vp)
+            .where(vp.c.venue == name)
+            .order_by(vp.c.status, vp.c.title, vp.c.pk)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    )
+
+
+def paper_or_newest(conn: Connection, arxiv_id: str | None) -> Row[*tuple[Any, ...]] | None:
+    """(arxiv_id, title, abstract) of the paper asked for, else of the newest one."""
+    stmt = select(papers.c.arxiv_id, papers.c.title, papers.c.abstract)
+    if arxiv_id is not None:
+        stmt = stmt.where(papers.c.arxiv_id == arxiv_id)
+    else:
+        stmt = stmt.order_by(papers.c.sort_date.desc(), papers.c.arxiv_id.desc()).limit(1)
+    return conn.execute(stmt).first()

@@ -10,17 +10,16 @@ naive values, so they are normalised on the way in and out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from app import schedule
 from app.db.models import Announcement, DayCheck, FetchRun, Harvest, Paper
+from app.db.statements import insert
 
 runs_t = FetchRun.__table__
 harvests_t = Harvest.__table__
@@ -32,15 +31,6 @@ RUNNING, OK, FAILED = "running", "ok", "failed"
 FINAL_STATUSES = (OK, FAILED)
 # A runaway traceback or HTML error page should not bloat a table the admin reads often.
 ERROR_MAX_CHARS = 4000
-
-
-def _insert(conn: Connection, table: sa.Table):  # type: ignore[no-untyped-def]
-    # ON CONFLICT lives in each dialect's own insert construct.
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {conn.dialect.name!r}")
 
 
 def _now() -> datetime:
@@ -220,7 +210,7 @@ def save_harvest(
         "done": saved.done,
         "updated_at": _to_db(saved.updated_at),
     }
-    stmt = _insert(conn, harvests_t).values(values)
+    stmt = insert(conn, harvests_t).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[harvests_t.c.key],
@@ -267,7 +257,7 @@ def record_day_check(
         "complete": complete,
         "checked_at": _to_db(now or _now()),
     }
-    stmt = _insert(conn, checks_t).values(values)
+    stmt = insert(conn, checks_t).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[checks_t.c.category, checks_t.c.day],
@@ -311,24 +301,13 @@ def _latest_stored_day(conn: Connection, category: str) -> tuple[date | None, in
     return latest, stored_count(conn, category, latest)
 
 
-def status_summary(
-    conn: Connection,
-    *,
-    categories: Iterable[str],
-    now: datetime,
-    holidays: Set[date] = frozenset(),
-) -> dict[str, Any]:
-    """What `papershelf status` shows: is each followed category up to date, and why not.
-
-    Values are Python objects (date, datetime, int, None, dicts of run columns); orjson
-    serialises them as they are. Per category: the newest stored day and its size,
-    whether that is the newest list arXiv has announced (`up_to_date`), the newest day
-    check, and the last ok and last failed run for that category. Runs recorded without a
-    category (multi-category feeds, id look-ups) show up in the top-level `last_ok` /
-    `last_failed` / `running`.
-    """
-    expected = schedule.latest_listing_day(now, holidays)
-    next_at, next_day = schedule.next_announcement(now, holidays)
+def fetch_health(conn: Connection, *, categories: Iterable[str], expected: date) -> dict[str, Any]:
+    """The stored half of `papershelf status` (`app.fetch_status` adds arXiv's calendar):
+    papers stored; per category the newest stored day and its size, whether that reaches
+    `expected` (the newest list arXiv has announced), the newest day check, and the last ok
+    and last failed run for that category; and the runs recorded without a category
+    (multi-category feeds, id look-ups) in the top-level `last_ok` / `last_failed` /
+    `running`. Values are Python objects that orjson serialises as they are."""
     per_category: dict[str, dict[str, Any]] = {}
     for category in categories:
         latest_day, latest_count = _latest_stored_day(conn, category)
@@ -348,11 +327,7 @@ def status_summary(
         }
     running = conn.execute(_runs_newest_first().where(runs_t.c.status == RUNNING).limit(10)).all()
     return {
-        "now": now.astimezone(UTC),
         "papers": int(conn.scalar(select(func.count()).select_from(papers_t)) or 0),
-        "latest_listing_day": expected,
-        "next_announcement": {"at": next_at, "listing_day": next_day},
-        "upcoming_holidays": schedule.upcoming_holidays(now, holidays),
         "categories": per_category,
         "last_ok": _last_run(conn, OK),
         "last_failed": _last_run(conn, FAILED),

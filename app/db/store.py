@@ -1,6 +1,10 @@
-"""The one module that writes the store. Every write is an idempotent, batched upsert.
+"""Writes of papers and venues (and their versions, categories, announcements, clicks). Every
+write is an idempotent, batched upsert. Other tables have their own writers: fetch
+bookkeeping in `app.db.runs`, derived artifacts (TL;DRs, thumbnails, FAQs, related
+keywords) in `app.artifacts`; the full-text index is kept by `app.search`, which this module
+asks to index the papers it inserts.
 
-Rules, on SQLite and PostgreSQL alike:
+Rules for papers, on SQLite and PostgreSQL alike:
 - a paper is keyed by its arXiv id without version;
 - a record with a newer version replaces the metadata and extends the version history;
   one with an older version never overwrites a newer one (the SQL `WHERE` enforces this
@@ -18,9 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy import Connection, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db.models import (
     Announcement,
@@ -31,8 +33,10 @@ from app.db.models import (
     Venue,
     VenuePaper,
 )
+from app.db.statements import chunks, insert
 from app.ingest.records import PaperRecord, VenuePaperRecord
 from app.ingest.text import title_key
+from app.search.backend import index_for
 
 papers = Paper.__table__
 versions_t = PaperVersion.__table__
@@ -60,19 +64,6 @@ class UpsertCounts:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.announcements += other.announcements
-
-
-def _insert(conn: Connection, table: sa.Table):  # type: ignore[no-untyped-def]
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {conn.dialect.name!r}")
-
-
-def _chunks(items: Sequence, size: int = IN_CHUNK) -> Iterable[Sequence]:  # type: ignore[type-arg]
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _rank(version: int | None) -> int:
@@ -328,7 +319,7 @@ def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
     d = _Dialect(conn.dialect.name)
 
     existing: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks([row[_ID] for row in batch.papers]):
+    for chunk in chunks([row[_ID] for row in batch.papers], IN_CHUNK):
         found = conn.execute(
             select(papers.c.arxiv_id, papers.c.version, papers.c.content_hash).where(
                 papers.c.arxiv_id.in_(chunk)
@@ -350,20 +341,14 @@ def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
         rows.append(row)
     if rows:
         conn.exec_driver_sql(d.paper_upsert, rows)
-        if d.sqlite and new_ids:
-            # New rows are indexed in one statement (updates and deletes by triggers): a
-            # per-row insert trigger made the 50k-paper import 1.6x slower.
-            conn.exec_driver_sql(
-                "INSERT INTO papers_fts(rowid, title, abstract, authors)"
-                " SELECT pk, title, abstract, authors FROM papers"
-                " WHERE arxiv_id IN (SELECT value FROM json_each(?))",
-                (_json(new_ids),),
-            )
+        # New rows are indexed here, set-based; updates and deletes reach the index inside
+        # the database (SQLite's triggers, PostgreSQL's generated column).
+        index_for(conn).add(conn, new_ids)
     counts.inserted, counts.updated = len(new_ids), len(updated_ids)
     counts.written_ids = new_ids + updated_ids
 
     # Categories follow the metadata that was just written.
-    for chunk in _chunks(updated_ids):
+    for chunk in chunks(updated_ids, IN_CHUNK):
         conn.execute(categories_t.delete().where(categories_t.c.arxiv_id.in_(chunk)))
     cat_rows = [(c, i) for i in counts.written_ids for c in batch.categories[i]]
     if cat_rows:
@@ -386,7 +371,7 @@ def upsert_papers(conn: Connection, records: Iterable[PaperRecord]) -> UpsertCou
 def upsert_venue(conn: Connection, venue: str, records: Sequence[VenuePaperRecord]) -> int:
     """Write a venue's papers (idempotent on (venue, venue paper id)) and link them."""
     now = datetime.now(UTC)
-    stmt = _insert(conn, venues_t)
+    stmt = insert(conn, venues_t)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[venues_t.c.name], set_={"imported_at": stmt.excluded.imported_at}
@@ -410,7 +395,7 @@ def upsert_venue(conn: Connection, venue: str, records: Sequence[VenuePaperRecor
         for r in records
     }
     if rows:
-        stmt = _insert(conn, venue_papers_t)
+        stmt = insert(conn, venue_papers_t)
         updatable = (
             "title",
             "title_key",
@@ -464,7 +449,7 @@ def link_venues(conn: Connection, venue: str | None = None) -> int:
 def record_click(conn: Connection, arxiv_id: str, kind: str) -> None:
     if kind not in ("pdf", "summary"):
         raise ValueError(f"unknown click kind {kind!r}")
-    stmt = _insert(conn, clicks_t)
+    stmt = insert(conn, clicks_t)
     column = clicks_t.c[kind]
     conn.execute(
         stmt.on_conflict_do_update(

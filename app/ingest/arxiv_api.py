@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from app.ingest.formats import parse_xml
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.ingest.records import DocumentError, PaperRecord, ParsedPage, RecordError, UpstreamError
+from app.ingest.safe_xml import parse_xml
 from app.ingest.text import clean_optional, clean_text, parse_iso_datetime, repair_mojibake
 from app.taxonomy import get_taxonomy
 

@@ -4,7 +4,8 @@
 trusted) and answers one of FORMATS. `read_file(path)` yields `ParsedPage`s: JSON Lines files
 stream in pages of at most `batch_size` records (papers plus record errors), so a 4 GB Kaggle
 dump never sits in memory; XML documents and venue lists are parsed whole, one page each.
-`parse_xml` is the one hardened XML entry point every XML parser in this package uses.
+This module picks the parser; the parsers never import it back (their one hardened XML
+entry point is `app.ingest.safe_xml.parse_xml`).
 
 Error policy (the project's): a record-level problem becomes a `RecordError` (source, 1-based
 line, record id when known, message) beside the valid records, which are kept. A document-level
@@ -23,12 +24,11 @@ import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import orjson
-from lxml import etree
 
-from app.ingest import jsonl, venues
+from app.ingest import arxiv_api, jsonl, oai_pmh, rss, venues
 from app.ingest.records import DocumentError, ParsedPage, RecordError
 
 FORMATS = (
@@ -48,42 +48,6 @@ _XML_ROOT = re.compile(r"<(?![?!])([A-Za-z_][\w.:-]*)")
 _KAGGLE_KEYS = frozenset({"versions", "authors_parsed", "update_date", "submitter"})
 
 
-# --- safe XML ---------------------------------------------------------------------------
-
-
-def parse_xml(data: bytes, source: str) -> etree._Element:
-    """Parse a whole XML document without ever fetching or expanding entities.
-
-    Raises DocumentError for an empty, truncated or non-well-formed document, bytes that are
-    not the declared (or default UTF-8) encoding, and any DOCTYPE (arXiv never sends one; a
-    DTD is how entity bombs and external entities get in)."""
-    if isinstance(data, str):  # tolerate text; XML parsers want the bytes
-        data = data.encode("utf-8")
-    if not data.strip():
-        raise DocumentError(source, "empty document")
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        msg = exc.msg or str(exc)
-        if "UTF-8" in msg or "encoding" in msg.lower():
-            msg = f"bytes do not match the document's encoding ({msg})"
-        else:
-            msg = f"not well-formed XML ({msg})"
-        raise DocumentError(source, msg, line=exc.lineno or None) from None
-    if root.getroottree().docinfo.internalDTD is not None:
-        raise DocumentError(source, "DOCTYPE declarations are refused", line=1)
-    return root
-
-
 # --- reading files ----------------------------------------------------------------------
 
 
@@ -95,7 +59,7 @@ def _is_gzip(path: Path) -> bool:
 def _open_binary(path: Path) -> IO[bytes]:
     """The file's bytes, decompressed when it is gzip whatever its name."""
     if _is_gzip(path):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 
@@ -223,9 +187,6 @@ def read_file(
     if fmt in _JSONL_FORMATS:
         yield from _jsonl_pages(p, fmt, batch_size)
         return
-    # Imported here, not at the top: these modules import parse_xml from this one.
-    from app.ingest import arxiv_api, oai_pmh, rss
-
     data = read_bytes(p)
     if fmt == "venue-json":
         yield venues.parse_venue(data, venue or _stem(p), p.name)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from datetime import date
+from typing import Any
 
 import orjson
 
@@ -167,7 +168,7 @@ def iter_listing(lines: Iterable[bytes], source: str) -> Iterator[Item]:
         )
 
 
-def _kaggle_authors(obj: dict) -> list[str]:
+def _kaggle_authors(obj: dict[str, Any]) -> list[str]:
     parsed = obj.get("authors_parsed")
     if type(parsed) is list and parsed:
         out: list[str] = []

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from app.ingest.formats import parse_xml
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.ingest.records import (
     DocumentError,
@@ -40,6 +39,7 @@ from app.ingest.records import (
     UpstreamError,
     Version,
 )
+from app.ingest.safe_xml import parse_xml
 from app.ingest.text import (
     clean_optional,
     clean_text,

@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lxml import etree
 
-from app.ingest.formats import parse_xml
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.ingest.records import (
     AnnounceKind,
@@ -43,6 +42,7 @@ from app.ingest.records import (
     ParsedPage,
     RecordError,
 )
+from app.ingest.safe_xml import parse_xml
 from app.ingest.text import (
     clean_optional,
     clean_text,

@@ -14,6 +14,7 @@ from AND/OR; a query left empty matches nothing (unlike SQLite, which has no sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import reduce
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.search.backend import SearchBackend, TextMatch, papers
+from app.search.base import SearchBackend, SearchIndex, TextMatch, papers
 from app.search.query import ParsedQuery, Term
 
 # ts_rank weights for {D, C, B, A}: abstract 0.2, authors 0.4, title 1.0.
@@ -30,8 +31,8 @@ SEARCH_INDEX = "ix_papers_search_vector"
 
 # The model does not map the generated column; it exists only in the migration.
 search_vector = sa.literal_column("papers.search_vector", TSVECTOR)
-_ENGLISH = sa.literal_column("'english'::regconfig")
-_SIMPLE = sa.literal_column("'simple'::regconfig")
+_ENGLISH: sa.ColumnClause[str] = sa.literal_column("'english'::regconfig")
+_SIMPLE: sa.ColumnClause[str] = sa.literal_column("'simple'::regconfig")
 # Weight labels a term may match: a bare word searches title and abstract with the stemmed
 # form (and the authors separately, unstemmed); the labels keep the configurations apart.
 _ENGLISH_WEIGHTS = {None: "AC", "title": "A", "abstract": "C"}
@@ -89,8 +90,23 @@ def _matches(tsquery: ColumnElement[str]) -> ColumnElement[bool]:
     return search_vector.op("@@", return_type=sa.Boolean)(tsquery)
 
 
+class PostgresIndex(SearchIndex):
+    dialect = "postgresql"
+
+    def add(self, conn: Connection, arxiv_ids: Sequence[str]) -> None:
+        """Nothing to do: `search_vector` is a generated column PostgreSQL computes on every
+        write, and the GIN index follows it."""
+
+    def rebuild(self, conn: Connection) -> None:
+        """REINDEX the GIN index. The tsvector itself is a generated column PostgreSQL keeps
+        current on every write, so this only compacts a bloated index; it locks out writes,
+        and searches using the index, while it runs."""
+        conn.exec_driver_sql(f"REINDEX INDEX {SEARCH_INDEX}")
+
+
 class PostgresBackend(SearchBackend):
     dialect = "postgresql"
+    index = PostgresIndex()
 
     def text_match(self, query: ParsedQuery) -> TextMatch:
         positive = compile_positive(query)
@@ -115,9 +131,3 @@ class PostgresBackend(SearchBackend):
         if negative is None:
             raise ValueError("excluded needs a query with negative terms")
         return _matches(negative)
-
-    def rebuild(self, conn: Connection) -> None:
-        """REINDEX the GIN index. The tsvector itself is a generated column PostgreSQL keeps
-        current on every write, so this only compacts a bloated index; it locks out writes,
-        and searches using the index, while it runs."""
-        conn.exec_driver_sql(f"REINDEX INDEX {SEARCH_INDEX}")

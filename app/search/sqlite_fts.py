@@ -1,4 +1,6 @@
-"""SQLite FTS5 search over the external-content table `papers_fts(title, abstract, authors)`.
+"""SQLite FTS5 search over the external-content table `papers_fts(title, abstract, authors)`,
+and the index's upkeep: new papers are indexed set-based by `SqliteFtsIndex.add` (called by
+the store), updates and deletes by the migration's triggers.
 
 The MATCH expression is compiled from the parser's tokens, and every token is emitted inside
 an FTS5 double-quoted string (a `"` would be doubled), so no user text can reach FTS5's query
@@ -8,11 +10,15 @@ expression is passed as a bind parameter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.search.backend import SearchBackend, TextMatch, papers
+from app.search.base import SearchBackend, SearchIndex, TextMatch, papers
 from app.search.query import ParsedQuery, Term
 
 # bm25 weights, in the table's column order (title, abstract, authors): a title hit counts
@@ -21,7 +27,7 @@ BM25_WEIGHTS = (10.0, 1.0, 4.0)
 _COLUMN = {"title": "title", "authors": "authors", "abstract": "abstract"}
 
 papers_fts = sa.table("papers_fts", sa.column("rowid", sa.Integer))
-_FTS = sa.literal_column("papers_fts")
+_FTS: sa.ColumnClause[Any] = sa.literal_column("papers_fts")
 
 
 def fts_string(text: str) -> str:
@@ -63,8 +69,30 @@ def _match(expr: str) -> ColumnElement[bool]:
     return _FTS.op("MATCH")(sa.bindparam(None, expr, type_=sa.Text))
 
 
+class SqliteFtsIndex(SearchIndex):
+    dialect = "sqlite"
+
+    def add(self, conn: Connection, arxiv_ids: Sequence[str]) -> None:
+        """Index new rows in one statement: a per-row insert trigger made the 50k-paper
+        import 1.6x slower."""
+        if not arxiv_ids:
+            return
+        conn.exec_driver_sql(
+            "INSERT INTO papers_fts(rowid, title, abstract, authors)"
+            " SELECT pk, title, abstract, authors FROM papers"
+            " WHERE arxiv_id IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(list(arxiv_ids)).decode(),),
+        )
+
+    def rebuild(self, conn: Connection) -> None:
+        """Re-read every row of `papers` into the FTS index (the triggers normally keep it in
+        step; this repairs it after, e.g., a bulk load with the triggers dropped)."""
+        conn.exec_driver_sql("INSERT INTO papers_fts(papers_fts) VALUES('rebuild')")
+
+
 class SqliteFtsBackend(SearchBackend):
     dialect = "sqlite"
+    index = SqliteFtsIndex()
 
     def text_match(self, query: ParsedQuery) -> TextMatch:
         expr = compile_positive(query)
@@ -87,8 +115,3 @@ class SqliteFtsBackend(SearchBackend):
             raise ValueError("excluded needs a query with negative terms")
         matching = sa.select(papers_fts.c.rowid).where(_match(expr))
         return papers.c.pk.in_(matching)
-
-    def rebuild(self, conn: Connection) -> None:
-        """Re-read every row of `papers` into the FTS index (the triggers normally keep it in
-        step; this repairs it after, e.g., a bulk load with the triggers dropped)."""
-        conn.exec_driver_sql("INSERT INTO papers_fts(papers_fts) VALUES('rebuild')")

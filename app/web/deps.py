@@ -1,19 +1,17 @@
-"""Typed dependencies and the one JSON error shape shared by every router."""
+"""Typed dependencies shared by every router: settings, the engine, a connection per
+request and the admin check (the page templates: `app.web.templating`)."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection, Engine
 
 from app.settings import Settings, get_settings
-
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
+from app.web.errors import ApiError
 
 
 def get_engine_dep(request: Request) -> Engine:
@@ -31,6 +29,27 @@ EngineDep = Annotated[Engine, Depends(get_engine_dep)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    """Every API error: {"error": {"code": …, "message": …}}."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def require_admin(request: Request, settings: SettingsDep) -> None:
+    """Pass when the request carries the admin bearer token; else an `ApiError` (the route
+    must be an `ApiRoute` for it to become the error response)."""
+    expected = settings.admin_token
+    if not expected:
+        # 403, not 503: a deliberate configuration, not an outage to alert on.
+        raise ApiError(
+            403,
+            "admin_disabled",
+            "the admin API is disabled: set PAPERSHELF_ADMIN_TOKEN to enable it",
+        )
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid admin bearer token is required",
+            headers={"WWW-Authenticate": 'Bearer realm="papershelf-admin"'},
+        )
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

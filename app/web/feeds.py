@@ -9,13 +9,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
+from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from app import __version__
-from app.db.models import Venue, VenuePaper
+from app.db.queries import venue, venue_papers
 from app.listing import (
     InvalidExpression,
     PaperCard,
@@ -24,7 +24,7 @@ from app.listing import (
     paper_cards,
     parse_expression,
 )
-from app.search.backend import search_papers
+from app.search import search_papers
 from app.web.deps import ConnDep
 
 router = APIRouter()
@@ -130,19 +130,12 @@ def arxiv_feed(request: Request, conn: ConnDep, expr: str) -> Response:
 
 @router.get("/venue/{name}/feed", include_in_schema=False)
 def venue_feed(request: Request, conn: ConnDep, name: str) -> Response:
-    venue = conn.execute(sa.select(Venue.__table__).where(Venue.name == name)).first()
-    if venue is None:
+    venue_row = venue(conn, name)
+    if venue_row is None:
         return PlainTextResponse(f"no venue named {name!r} is stored\n", status_code=404)
-    vp = VenuePaper.__table__
-    rows = conn.execute(
-        sa.select(vp)
-        .where(vp.c.venue == name)
-        .order_by(vp.c.status, vp.c.title, vp.c.pk)
-        .limit(VENUE_FEED_SIZE)
-    ).all()
-    updated = _stamp(venue.imported_at)
+    updated = _stamp(venue_row.imported_at)
     entries = []
-    for row in rows:
+    for row in venue_papers(conn, name, limit=VENUE_FEED_SIZE):
         entry = ET.Element("entry")
         _sub(entry, "id", f"urn:papershelf:venue:{name}:{row.venue_paper_id}")
         _sub(entry, "title", " ".join(row.title.split()))
@@ -180,8 +173,6 @@ def search_feed(request: Request, conn: ConnDep, q: str = "") -> Response:
     page = search_papers(conn, q[:10_000], sort="date", limit=SEARCH_FEED_SIZE)
     found = paper_cards(conn, [h.arxiv_id for h in page.hits])
     cards = [found[h.arxiv_id] for h in page.hits if h.arxiv_id in found]
-    from urllib.parse import urlencode
-
     return _feed(
         request,
         title=f"Papershelf search: {q[:200]}",

@@ -7,7 +7,7 @@ Three panels, each saying what it lacks instead of failing:
 - the same noise (seeds 0 and 1) sampled by every solver at NFE 3, 5 and 9, with timings;
 - the TL;DRs of one paper (`?id=`, default the newest) by the summarizer trained with
   cross-entropy and by the one trained with EMO, when checkpoints of both exist.
-The job is `lab_compare` (ml/worker.py); nothing here imports torch.
+The job is `lab_compare` (workers/ml.py); nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -16,25 +16,24 @@ import base64
 import math
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from PIL import Image, ImageDraw
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from app import thumbnails
-from app.db.models import Paper
+from app.artifacts import thumbnails
+from app.db.queries import paper_or_newest
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
-from app.web.deps import TEMPLATES, EngineDep, SettingsDep
-from app.web.pages import error_page
-from workers import pictures as pool
+from app.jobs import pictures as pool
+from app.web.deps import EngineDep, SettingsDep
+from app.web.pages.errors import error_page
+from app.web.templating import TEMPLATES
 
 router = APIRouter()
 
 LAB_TIMEOUT_S = 180.0
 FIGURE_SIZE = 256
-papers = Paper.__table__
 
 
 # --- the originals ----------------------------------------------------------------------------
@@ -127,13 +126,8 @@ def data_uri(png: bytes) -> str:
 
 def _paper(engine: Engine, arxiv_id: str | None) -> tuple[str, str, str] | None:
     """(id, title, abstract) of the paper asked for, else of the newest one."""
-    stmt = sa.select(papers.c.arxiv_id, papers.c.title, papers.c.abstract)
-    if arxiv_id is not None:
-        stmt = stmt.where(papers.c.arxiv_id == arxiv_id)
-    else:
-        stmt = stmt.order_by(papers.c.sort_date.desc(), papers.c.arxiv_id.desc()).limit(1)
     with engine.connect() as conn:
-        row = conn.execute(stmt).first()
+        row = paper_or_newest(conn, arxiv_id)
     return (row.arxiv_id, row.title, row.abstract) if row else None
 
 

@@ -4,7 +4,7 @@
   no framing);
 - CORS on `/api/` paths only, for the origins in `settings.cors_origins` (none by default);
 - `X-Request-ID`: a well-formed incoming id is echoed, otherwise one is generated;
-- a one-line JSON access log per request (logger `papershelf.access`);
+- a one-line JSON access log per request (logger `app.web.middleware`);
 - Prometheus metrics at `/metrics`: requests by route template and status, latency by route;
 - a per-client token-bucket rate limit on `/api/`, `/search` and `/arxiv/{id}/faq`:
   in-process by default, shared through Redis when `settings.redis_url` is set (falls back
@@ -45,7 +45,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-log = logging.getLogger("papershelf.access")
+log = logging.getLogger(__name__)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -189,9 +189,7 @@ class RedisBuckets:
             return float(wait_ms) / 1000
         except Exception as exc:  # any Redis trouble: decide locally
             if not self._warned:
-                logging.getLogger(__name__).warning(
-                    "rate limiter: Redis unavailable (%s), limiting per process", exc
-                )
+                log.warning("rate limiter: Redis unavailable (%s), limiting per process", exc)
                 self._warned = True
             return await self.fallback.take(key)
 
@@ -220,8 +218,12 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list) -> None:  # type: ignore[type-arg]
-    data = json.dumps(body).encode()
+async def _send_error(
+    send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """The API's error shape (`app.web.errors`), sent from below the app: the answers this
+    layer makes itself come before any route or response class."""
+    data = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -299,30 +301,22 @@ class PapershelfMiddleware:
                 self.metrics.rate_limited.inc()
                 route = "<rate-limited>"
                 retry = max(1, math.ceil(wait))
-                await _send_json(
+                await _send_error(
                     send_wrapper,
                     429,
-                    {
-                        "error": {
-                            "code": "rate_limited",
-                            "message": f"too many requests; retry in {retry} s",
-                        }
-                    },
+                    "rate_limited",
+                    f"too many requests; retry in {retry} s",
                     [(b"retry-after", str(retry).encode())],
                 )
             elif (
                 body_size > MAX_API_BODY and path.startswith("/api/") and path not in OWN_BODY_LIMIT
             ):
                 route = "<too-large>"
-                await _send_json(
+                await _send_error(
                     send_wrapper,
                     413,
-                    {
-                        "error": {
-                            "code": "too_large",
-                            "message": f"request bodies are limited to {MAX_API_BODY} bytes",
-                        }
-                    },
+                    "too_large",
+                    f"request bodies are limited to {MAX_API_BODY} bytes",
                     [],
                 )
             else:
@@ -331,12 +325,7 @@ class PapershelfMiddleware:
         except Exception:
             route = _route_template(scope)
             if not started:
-                await _send_json(
-                    send_wrapper,
-                    500,
-                    {"error": {"code": "internal_error", "message": "internal server error"}},
-                    [],
-                )
+                await _send_error(send_wrapper, 500, "internal_error", "internal server error", [])
             raise
         finally:
             elapsed = time.perf_counter() - start
@@ -379,7 +368,7 @@ class ApiOnlyCORS:
     def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
         self.app = app
         self.cors = CORSMiddleware(
-            app,  # type: ignore[arg-type]
+            app,
             allow_origins=origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
@@ -389,7 +378,7 @@ class ApiOnlyCORS:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path", "").startswith("/api/"):
-            await self.cors(scope, receive, send)  # type: ignore[arg-type]
+            await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -412,7 +401,7 @@ def install(app: FastAPI, settings: Settings, *, registry: CollectorRegistry = R
         return
     origins = list(getattr(settings, "cors_origins", []) or [])
     app.add_middleware(
-        PapershelfMiddleware,  # type: ignore[arg-type]
+        PapershelfMiddleware,
         metrics=get_metrics(registry),
         limiter=make_limiter(settings),
         docs_paths=frozenset(
@@ -422,5 +411,5 @@ def install(app: FastAPI, settings: Settings, *, registry: CollectorRegistry = R
     # Added last = outermost: API responses the inner layer makes itself (429, 500) carry
     # the CORS headers too, so a browser client can read them.
     if origins:
-        app.add_middleware(ApiOnlyCORS, origins=origins)  # type: ignore[arg-type]
+        app.add_middleware(ApiOnlyCORS, origins=origins)
     app.state.papershelf_middleware = True

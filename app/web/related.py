@@ -1,7 +1,7 @@
 """[Related] papers: `/arxiv/{id}/related` (HTML) and `/api/v1/papers/{id}/related` (JSON).
 
 Include this router before the pages router, whose `/arxiv/{rest:path}` would otherwise
-answer `/arxiv/{id}/related`. Keywords come from `app.related.build` (`papershelf
+answer `/arxiv/{id}/related`. Keywords come from `app.artifacts.related.build` (`papershelf
 reindex`); until it has run, the page says so and the API returns an empty list.
 """
 
@@ -13,11 +13,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from app import related as rel
+from app.artifacts import related as rel
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.listing import paper_cards
-from app.web.deps import TEMPLATES, ConnDep, error_response
-from app.web.pages import error_page  # also registers the card template's filters
+from app.web.deps import ConnDep
+from app.web.errors import error_response
+from app.web.pages.errors import error_page
+from app.web.templating import TEMPLATES
 
 router = APIRouter()
 

@@ -38,7 +38,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -48,19 +48,10 @@ from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
 from ml.diffusion.denoiser import Denoiser
 from ml.diffusion.samplers import AMED_SOLVERS, Stepper, grid, heun_path, plan
 from ml.diffusion.schedules import SCHEDULES, time_steps
+from ml.progress import Reporter
 
 FORMAT = 1
 OBJECTIVES = ("trajectory", "final", "per_step")
-
-
-class Report(Protocol):
-    """Progress hooks (ml.cli.BarReporter fits)."""
-
-    def phase(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1, **info: float) -> None: ...
-
-    def log(self, message: str) -> None: ...
 
 
 def predictor_filename(solver: str, nfe: int) -> str:
@@ -69,6 +60,8 @@ def predictor_filename(solver: str, nfe: int) -> str:
 
 class TimeEmbedding(nn.Module):
     """Fourier features of EDM's c_noise = log(σ)/4, then a learned layer."""
+
+    freqs: Tensor  # a buffer, registered in __init__
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -283,7 +276,7 @@ def train_amed(
     lr: float = 5e-3,
     seed: int = 0,
     shape: tuple[int, ...],
-    report: Report | None = None,
+    report: Reporter | None = None,
     afs: bool | None = None,
     teacher_points: int = 7,
     hidden: int = 64,

@@ -1,24 +1,26 @@
-"""Diffusion checkpoints: one directory holding the U-Net and the AMED predictors made for it.
+"""Diffusion checkpoints: one directory holding the U-Net (the layout of ml.checkpoints) and
+the AMED predictors made for it.
 
     model.safetensors            EMA weights of the U-Net
     config.json                  {format, version, model: UNetConfig, meta: {dataset, steps, …}}
     amed-<solver>-nfe<k>.*       predictors from `papershelf ml train-amed` (ml.diffusion.amed)
     classifier-<dataset>.*       the metric classifier, cached by `eval-diffusion`
 
-The version (`diffusion-<dataset>-<digest10>`) changes whenever the weights do. Writes are
-atomic (temporary file + os.replace), so a killed run keeps the previous checkpoint. Saving a
+The version (`diffusion-<dataset>-<digest10>`) changes whenever the weights do. Saving a
 new U-Net removes the old predictors: they were distilled against the old weights.
 
-torch loads lazily, so `checkpoint_present` costs no torch import (the web app calls it).
+torch loads lazily: finding what is saved here costs no torch import.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from ml import checkpoints
+from ml.checkpoints import checkpoint_present, read_version
 
 if TYPE_CHECKING:
     import torch
@@ -26,72 +28,33 @@ if TYPE_CHECKING:
     from ml.diffusion.amed import AMEDPredictor
     from ml.diffusion.unet import EDMDenoiser, UNetConfig
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-FORMAT = 1
 PREDICTOR_PREFIX = "amed-"
 _PREDICTOR_RE = re.compile(r"^amed-(amed|amed_plugin)-nfe(\d+)\.safetensors$")
 
-
-def checkpoint_present(path: Path) -> bool:
-    """A trained U-Net is in `path` (no torch import)."""
-    return (path / WEIGHTS).is_file() and (path / CONFIG).is_file()
-
-
-@dataclass
-class Checkpoint:
-    config: UNetConfig
-    version: str
-    meta: dict[str, Any]
-    state: dict[str, torch.Tensor]
+Checkpoint: TypeAlias = "checkpoints.Checkpoint[UNetConfig]"
 
 
 def save(path: Path, model: EDMDenoiser, meta: dict[str, Any]) -> str:
     """Write the U-Net (atomically) and return its version; stale predictors are removed."""
-    from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
+    from ml.checkpoints import cpu_state, weights_digest
 
     state = cpu_state(model)
     version = f"diffusion-{meta.get('dataset', 'custom')}-{weights_digest(state)}"
-    path.mkdir(parents=True, exist_ok=True)
     previous = read_version(path)
-    write_weights(path / WEIGHTS, state, version)
-    write_json(
-        path / CONFIG,
-        {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta},
-    )
+    checkpoints.write(path, state, version, model.cfg.to_dict(), meta)
     if previous != version:
         for stale in path.glob(f"{PREDICTOR_PREFIX}*"):
             stale.unlink(missing_ok=True)
     return version
 
 
-def read_version(path: Path) -> str | None:
-    """The version of the U-Net in `path`, or None (no torch import)."""
-    if not checkpoint_present(path):
-        return None
-    try:
-        return str(json.loads((path / CONFIG).read_text())["version"])
-    except (ValueError, KeyError):
-        return None
-
-
 def read(path: Path) -> Checkpoint:
-    from safetensors.torch import load_file
-
     from ml.diffusion.unet import UNetConfig
 
-    if not checkpoint_present(path):
-        raise FileNotFoundError(
-            f"no diffusion checkpoint in {path} (train one with `papershelf ml train-diffusion`)"
-        )
-    data = json.loads((path / CONFIG).read_text())
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{path / CONFIG}: unsupported checkpoint format {data.get('format')!r}")
-    return Checkpoint(
-        UNetConfig.from_dict(data["model"]),
-        data["version"],
-        data.get("meta", {}),
-        load_file(str(path / WEIGHTS)),
+    return checkpoints.read(
+        path,
+        UNetConfig.from_dict,
+        f"no diffusion checkpoint in {path} (train one with `papershelf ml train-diffusion`)",
     )
 
 

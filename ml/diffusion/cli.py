@@ -9,40 +9,35 @@ from typing import Annotated, Any
 
 import typer
 
+from ml.console import BarReporter, fail, out, progress_bars
+
 
 def _int_list(text: str, what: str) -> list[int]:
-    from ml.cli import _fail
-
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise _fail(f"{what} must be comma-separated integers, got {text!r}") from None
+        raise fail(f"{what} must be comma-separated integers, got {text!r}") from None
     if not values or any(v < 1 for v in values):
-        raise _fail(f"{what} must be positive integers, got {text!r}")
+        raise fail(f"{what} must be positive integers, got {text!r}")
     return values
 
 
-def _images_dir(option: Path | None) -> Path:
-    from app.settings import get_settings
-    from ml.cli import _fail
-
-    path = option or get_settings().data_dir / "images"
+def _images_dir(option: Path | None, default: Path) -> Path:
+    path = option or default
     if not path.is_dir():
-        raise _fail(
+        raise fail(
             f"{path} not found (pass --images DIR: the folder holding fashion-mnist/ "
             "and plotnine-plots/)"
         )
     return path
 
 
-def _checkpoint_dir(option: Path | None) -> Path:
-    from app.settings import get_settings
-    from ml.cli import _fail
-    from ml.diffusion.checkpoint import checkpoint_present
+def _checkpoint_dir(option: Path | None, default: Path) -> Path:
+    from ml.checkpoints import checkpoint_present
 
-    path = option or get_settings().diffusion_path_resolved
+    path = option or default
     if not checkpoint_present(path):
-        raise _fail(f"no diffusion checkpoint in {path}: run `papershelf ml train-diffusion`")
+        raise fail(f"no diffusion checkpoint in {path}: run `papershelf ml train-diffusion`")
     return path
 
 
@@ -59,8 +54,6 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def print_eval_table(result: dict[str, Any], title: str | None = None) -> None:
     """The solver × NFE table of an evaluation (FD, KID, RMSE to teacher, ms/image)."""
     from rich.table import Table
-
-    from ml.cli import out
 
     table = Table(
         "solver",
@@ -115,8 +108,10 @@ def print_eval_table(result: dict[str, Any], title: str | None = None) -> None:
     )
 
 
-def register(cli: typer.Typer) -> None:
-    """Add this package's commands to the `papershelf ml` app."""
+def register(cli: typer.Typer, *, images: Path, checkpoint: Path) -> None:
+    """Add this package's commands to the `papershelf ml` app; `images` (the shared data's
+    images/ folder) and `checkpoint` (the U-Net's) are where options left out point."""
+    default_images, default_checkpoint = images, checkpoint
 
     @cli.command("train-diffusion")
     def train_diffusion_cmd(
@@ -147,19 +142,17 @@ def register(cli: typer.Typer) -> None:
         ] = (None),
     ) -> None:
         """Train the EDM U-Net (resumes an interrupted run with the same settings)."""
-        from app.settings import get_settings
-        from ml.cli import BarReporter, _fail, _progress, out
         from ml.diffusion.train import STATE, DiffusionTrainConfig, train_diffusion
 
         if dataset not in ("fashion", "plots"):
-            raise _fail("--dataset must be fashion or plots")
+            raise fail("--dataset must be fashion or plots")
         if size not in ("default", "tiny"):
-            raise _fail("--size must be default or tiny")
-        target = out_dir or get_settings().diffusion_path_resolved
+            raise fail("--size must be default or tiny")
+        target = out_dir or default_checkpoint
         if restart:
             (target / STATE).unlink(missing_ok=True)
         cfg = DiffusionTrainConfig(
-            images_dir=_images_dir(images),
+            images_dir=_images_dir(images, default_images),
             dataset=dataset,
             out=target,
             steps=steps,
@@ -171,10 +164,10 @@ def register(cli: typer.Typer) -> None:
             device=device,
         )
         try:
-            with _progress() as progress:
+            with progress_bars() as progress:
                 result = train_diffusion(cfg, BarReporter(progress))
         except (FileNotFoundError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         out.print(
             f"wrote {target} (version {result.version}, {result.params} parameters, "
             f"{result.steps} steps, final loss {result.final_loss:.4f}, {result.seconds:.0f} s)",
@@ -210,23 +203,23 @@ def register(cli: typer.Typer) -> None:
 
         from rich.table import Table
 
-        from ml.cli import BarReporter, _fail, _progress, out
         from ml.device import pick_device
         from ml.diffusion import checkpoint
         from ml.diffusion.amed import train_amed
+        from ml.diffusion.samplers import AMED_SOLVERS
 
         solvers = [s.strip() for s in solver.split(",") if s.strip()]
-        bad = [s for s in solvers if s not in ("amed", "amed_plugin")]
+        bad = [s for s in solvers if s not in AMED_SOLVERS]
         if bad or not solvers:
-            raise _fail("--solver must be amed, amed_plugin or both (comma-separated)")
+            raise fail("--solver must be amed, amed_plugin or both (comma-separated)")
         if objective not in ("final", "trajectory", "per_step"):
-            raise _fail("--objective must be final, trajectory or per_step")
+            raise fail("--objective must be final, trajectory or per_step")
         nfes = _int_list(nfe, "--nfe")
-        path = _checkpoint_dir(checkpoint_dir)
+        path = _checkpoint_dir(checkpoint_dir, default_checkpoint)
         denoiser, ckpt = checkpoint.load_denoiser(path, pick_device(device))
-        rows = []
+        rows: list[dict[str, Any]] = []
         try:
-            with _progress() as progress:
+            with progress_bars() as progress:
                 bar = BarReporter(progress)
                 for s in solvers:
                     for k in nfes:
@@ -256,7 +249,7 @@ def register(cli: typer.Typer) -> None:
                             }
                         )
         except ValueError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         table = Table("solver", "NFE", "final loss", "seconds", title=f"AMED for {ckpt.version}")
         for r in rows:
             table.add_row(r["solver"], str(r["nfe"]), _fmt(r["final_loss"]), str(r["seconds"]))
@@ -287,7 +280,6 @@ def register(cli: typer.Typer) -> None:
         ] = (None),
     ) -> None:
         """FD, KID and RMSE to a Heun teacher for every solver × NFE, and the PCA check."""
-        from ml.cli import BarReporter, _fail, _progress
         from ml.diffusion.evaluate import EvalConfig, evaluate
         from ml.diffusion.samplers import SOLVERS
 
@@ -295,11 +287,11 @@ def register(cli: typer.Typer) -> None:
         chosen = [s.strip() for s in solvers.split(",")] if solvers else list(SOLVERS)
         unknown = [s for s in chosen if s not in SOLVERS]
         if unknown:
-            raise _fail(f"unknown solver {unknown[0]!r}; choose from {', '.join(SOLVERS)}")
-        path = _checkpoint_dir(checkpoint_dir)
+            raise fail(f"unknown solver {unknown[0]!r}; choose from {', '.join(SOLVERS)}")
+        path = _checkpoint_dir(checkpoint_dir, default_checkpoint)
         cfg = EvalConfig(
             checkpoint=path,
-            images_dir=_images_dir(images),
+            images_dir=_images_dir(images, default_images),
             nfes=nfes,
             solvers=chosen,
             samples=samples,
@@ -310,9 +302,9 @@ def register(cli: typer.Typer) -> None:
             device=device,
         )
         try:
-            with _progress() as progress:
+            with progress_bars() as progress:
                 result = evaluate(cfg, BarReporter(progress))
         except (FileNotFoundError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         print_eval_table(result)
         _write_json(json_path, result)

@@ -13,9 +13,11 @@ as missing otherwise.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ml.checkpoints import checkpoint_present, read_version
 from ml.device import pick_device
 from ml.diffusion import checkpoint, metrics
 from ml.diffusion.samplers import AMED_SOLVERS, SOLVERS, plan, sample, teacher
-from ml.diffusion.train import Reporter, image_set
+from ml.diffusion.train import image_set
 from ml.diffusion.unet import EDMDenoiser
+from ml.progress import Quiet, Reporter
 
 CLASSIFIER_FORMAT = 1
 #: Heun on this many steps (NFE 2·steps − 1) draws the trajectories of the PCA check.
@@ -113,7 +117,9 @@ def latents_for(n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _batched(fn, latents: torch.Tensor, batch: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def _batched(
+    fn: Callable[[torch.Tensor], torch.Tensor], latents: torch.Tensor, batch: int
+) -> torch.Tensor:
     return torch.cat([fn(latents[i : i + batch]) for i in range(0, len(latents), batch)])
 
 
@@ -141,7 +147,7 @@ def evaluate(
     cfg: EvalConfig, report: Reporter | None = None, denoiser: EDMDenoiser | None = None
 ) -> dict[str, Any]:
     """Run the whole evaluation; returns the figures as a JSON-ready dict."""
-    report = report or Reporter()
+    report = report or Quiet()
     device = pick_device(cfg.device)
     unknown = [s for s in cfg.solvers if s not in SOLVERS]
     if cfg.groups > 1 and cfg.samples // cfg.groups < 2:
@@ -152,14 +158,14 @@ def evaluate(
         denoiser, ckpt = checkpoint.load_denoiser(cfg.checkpoint, device)
         version, dataset = ckpt.version, ckpt.meta.get("dataset", "fashion")
     else:
-        version = checkpoint.read_version(cfg.checkpoint) or "unsaved"
+        version = read_version(cfg.checkpoint) or "unsaved"
         dataset = "fashion" if denoiser.cfg.image_channels == 1 else "plots"
     denoiser = denoiser.to(device).eval()
     shape = denoiser.cfg.shape
 
     report.log("metric classifier …")
     net, classifier_info = metric_classifier(
-        cfg.checkpoint if checkpoint.checkpoint_present(cfg.checkpoint) else None,
+        cfg.checkpoint if checkpoint_present(cfg.checkpoint) else None,
         dataset,
         cfg.images_dir,
         cfg.classifier_steps,
@@ -213,7 +219,7 @@ def evaluate(
             predictor = predictor.to(device)
         started = time.perf_counter()
         out = _batched(
-            lambda z, s=solver, k=nfe, p=predictor: sample(denoiser, z, s, k, predictor=p),
+            functools.partial(sample, denoiser, solver=solver, nfe=nfe, predictor=predictor),
             latents,
             cfg.batch,
         )

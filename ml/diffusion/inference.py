@@ -3,7 +3,7 @@
 `LoadedDiffusion.load(path)` reads the U-Net and every AMED predictor saved beside it;
 `.sample(seeds, solver, nfe)` turns one seeded latent per seed into a uint8 image, so the same
 seed always gives the same picture (`seed_for_paper` maps a paper id to its seed).
-torch loads lazily: importing this module (for `checkpoint_present`) is cheap.
+torch loads lazily: importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ml.diffusion.checkpoint import checkpoint_present, predictors_present
+from ml.diffusion.checkpoint import predictors_present
 
 if TYPE_CHECKING:
     import torch
@@ -24,10 +24,7 @@ if TYPE_CHECKING:
     from ml.diffusion.amed import AMEDPredictor
     from ml.diffusion.unet import EDMDenoiser
 
-__all__ = ["LoadedDiffusion", "checkpoint_present", "seed_for_paper"]
-
-#: Solvers that need no predictor (the AMED ones are added per NFE where one is saved).
-PLAIN_SOLVERS = ("ddim", "heun", "dpm2m", "dpm3m", "ipndm")
+__all__ = ["LoadedDiffusion", "seed_for_paper"]
 
 
 def seed_for_paper(paper_id: str) -> int:
@@ -75,11 +72,10 @@ class LoadedDiffusion:
     def solvers_available(self, nfe: int | None = None) -> list[str]:
         """Every plain solver, plus an AMED solver when a predictor exists (for `nfe`, or for
         any NFE when `nfe` is None)."""
-        amed = sorted(
-            {s for s, k in self.predictors if nfe is None or k == nfe},
-            key=("amed", "amed_plugin").index,
-        )
-        return [*PLAIN_SOLVERS, *amed]
+        from ml.diffusion.samplers import AMED_SOLVERS, SOLVERS
+
+        amed = {s for s, k in self.predictors if nfe is None or k == nfe}
+        return [s for s in SOLVERS if s not in AMED_SOLVERS or s in amed]
 
     def predictor_nfes(self) -> dict[str, list[int]]:
         """{AMED solver: NFEs with a saved predictor}."""
@@ -129,7 +125,7 @@ class LoadedDiffusion:
         x = sample(
             self.denoiser, self.latents(seeds).to(self.device), solver, nfe, predictor=predictor
         )
-        return image_sets.to_uint8(x)  # type: ignore[arg-type]
+        return image_sets.to_uint8(x)
 
     def sample_timed(self, seeds: Sequence[int], solver: str, nfe: int) -> tuple[np.ndarray, float]:
         """(images, wall seconds)."""

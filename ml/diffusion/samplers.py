@@ -58,7 +58,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import torch
 from torch import Tensor
@@ -370,6 +370,34 @@ def _check_predictor(p: Plan, predictor: AMEDPredictor | None) -> None:
             f"the predictor was trained for {predictor.solver} at NFE {predictor.nfe} "
             f"(AFS {predictor.afs}), not {p.solver} at NFE {p.nfe} (AFS {p.afs})"
         )
+
+
+@overload
+def sample(
+    denoiser: Denoiser,
+    latents: Tensor,
+    solver: str,
+    nfe: int,
+    *,
+    schedule: str | None = None,
+    predictor: AMEDPredictor | None = None,
+    afs: bool | None = None,
+    return_trajectory: Literal[False] = False,
+) -> Tensor: ...
+
+
+@overload
+def sample(
+    denoiser: Denoiser,
+    latents: Tensor,
+    solver: str,
+    nfe: int,
+    *,
+    schedule: str | None = None,
+    predictor: AMEDPredictor | None = None,
+    afs: bool | None = None,
+    return_trajectory: Literal[True],
+) -> tuple[Tensor, list[Tensor]]: ...
 
 
 def sample(

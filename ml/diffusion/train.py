@@ -25,20 +25,11 @@ from ml import images as image_sets
 from ml.device import pick_device
 from ml.diffusion import checkpoint
 from ml.diffusion.unet import SIGMA_DATA, EDMDenoiser, UNetConfig, config_for, parameter_count
+from ml.progress import Quiet, Reporter
 
 STATE = "train_state.pt"
 P_MEAN = -1.2
 P_STD = 1.2
-
-
-class Reporter:
-    """Progress hooks (same shape as ml.summarizer.train.Reporter); the CLI shows bars."""
-
-    def phase(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1, **info: float) -> None: ...
-
-    def log(self, message: str) -> None: ...
 
 
 @dataclass
@@ -105,8 +96,8 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for e, p in zip(ema.parameters(), model.parameters(), strict=True):
         e.lerp_(p, 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
-        e.copy_(b)
+    for mine, theirs in zip(ema.buffers(), model.buffers(), strict=True):
+        mine.copy_(theirs)
 
 
 @functools.lru_cache(maxsize=4)
@@ -127,7 +118,7 @@ def train_diffusion(
     model_cfg: UNetConfig | None = None,
 ) -> TrainResult:
     """Train (or resume) and, when `cfg.out` is set, write the checkpoint there."""
-    report = report or Reporter()
+    report = report or Quiet()
     started = time.perf_counter()
     device = pick_device(cfg.device)
     images = training_images(cfg)

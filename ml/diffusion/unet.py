@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -163,6 +163,7 @@ class UNet(nn.Module):
         self.norm_out = nn.GroupNorm(_groups(ch), ch)
         self.conv_out = nn.Conv2d(ch, cfg.image_channels, 3, padding=1)
         # Start as F = 0, i.e. D = c_skip·x: a sane denoiser before any training.
+        assert self.conv_out.bias is not None  # Conv2d's default bias=True
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
@@ -171,8 +172,9 @@ class UNet(nn.Module):
         h = self.conv_in(x)
         skips = []
         last = len(self.down) - 1
+        # Each level is a ModuleList of ResBlocks (ModuleList items are typed as Module).
         for level, blocks in enumerate(self.down):
-            for block in blocks:
+            for block in cast(nn.ModuleList, blocks):
                 h = block(h, emb)
             skips.append(h)
             if level < last:
@@ -184,7 +186,7 @@ class UNet(nn.Module):
         bottleneck = h
         for level, blocks in enumerate(self.up):
             h = torch.cat([h, skips.pop()], dim=1)
-            for block in blocks:
+            for block in cast(nn.ModuleList, blocks):
                 h = block(h, emb)
             if level < last:
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")

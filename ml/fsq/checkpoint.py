@@ -1,32 +1,18 @@
-"""Tokenizer checkpoints: a directory with the weights (safetensors) and `config.json` (the
-architecture, a version string that changes whenever the weights do, training metadata).
-
-Written atomically (temporary files + os.replace), so a killed run keeps the previous one.
-"""
+"""Tokenizer checkpoints (the layout of ml.checkpoints): the weights and the architecture,
+with a version naming the quantizer and its codebook."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
-from safetensors.torch import load_file
 
-from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
-from ml.fsq import CONFIG, WEIGHTS, checkpoint_present
+from ml import checkpoints
+from ml.checkpoints import cpu_state, weights_digest
 from ml.fsq.autoencoder import Tokenizer, TokenizerConfig
 
-FORMAT = 1
-
-
-@dataclass
-class Checkpoint:
-    config: TokenizerConfig
-    version: str
-    meta: dict[str, Any]
-    state: dict[str, torch.Tensor]
+Checkpoint: TypeAlias = checkpoints.Checkpoint[TokenizerConfig]
 
 
 def version_for(cfg: TokenizerConfig, state: dict[str, torch.Tensor]) -> str:
@@ -39,30 +25,15 @@ def save(path: Path, model: Tokenizer, meta: dict[str, Any] | None = None) -> st
     """Write the checkpoint; returns its version string."""
     state = cpu_state(model)
     version = version_for(model.cfg, state)
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    write_weights(path / WEIGHTS, state, version)
-    write_json(
-        path / CONFIG,
-        {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta or {}},
-    )
+    checkpoints.write(path, state, version, model.cfg.to_dict(), meta or {})
     return version
 
 
 def read(path: Path) -> Checkpoint:
-    path = Path(path)
-    if not checkpoint_present(path):
-        raise FileNotFoundError(
-            f"no FSQ tokenizer checkpoint in {path} (train one with `papershelf ml train-fsq`)"
-        )
-    data = json.loads((path / CONFIG).read_text())
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{path / CONFIG}: unsupported checkpoint format {data.get('format')!r}")
-    return Checkpoint(
-        TokenizerConfig.from_dict(data["model"]),
-        data["version"],
-        data.get("meta", {}),
-        load_file(str(path / WEIGHTS)),
+    return checkpoints.read(
+        path,
+        TokenizerConfig.from_dict,
+        f"no FSQ tokenizer checkpoint in {path} (train one with `papershelf ml train-fsq`)",
     )
 
 

@@ -1,4 +1,5 @@
-"""Commands of this package, added to `papershelf ml` by ml.cli (torch loads lazily)."""
+"""Commands of this package, added to `papershelf ml` by ml.cli (torch loads lazily):
+`train-fsq` and `eval-fsq`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from ml.console import BarReporter, data_path, fail, out, progress_bars
 
 if TYPE_CHECKING:
     from ml.fsq.evaluate import EvalResult
@@ -28,8 +31,6 @@ def parse_levels(text: str | None) -> list[int] | None:
 def _print_eval(name: str, result: EvalResult, title: str) -> None:
     from rich.table import Table
 
-    from ml.cli import out
-
     table = Table(
         "tokenizer", "codes", "usage %", "perplexity", "MSE", "PSNR dB", "encode img/s", title=title
     )
@@ -50,8 +51,10 @@ def _write_json(path: Path | None, data: dict[str, Any]) -> None:
         path.write_text(json.dumps(data, indent=2))
 
 
-def register(cli: typer.Typer) -> None:
-    """Add this package's commands to the `papershelf ml` app."""
+def register(cli: typer.Typer, *, images: Path, checkpoint: Path) -> None:
+    """Add this package's commands to the `papershelf ml` app; `images` (the shared data's
+    images/ folder) and `checkpoint` (the tokenizer's) are where options left out point."""
+    default_images, default_checkpoint = images, checkpoint
 
     @cli.command("train-fsq")
     def train_fsq(
@@ -88,15 +91,12 @@ def register(cli: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Train the image tokenizer on the plots, then evaluate it on the held-out ones."""
-        from app.settings import get_settings
-        from ml.cli import BarReporter, _data_dir, _fail, _progress, out
-
         try:
             parsed = parse_levels(levels)
         except ValueError as exc:
-            raise _fail(str(exc)) from None
-        images_dir = _data_dir(images, "images")
-        target = out_dir or get_settings().fsq_path_resolved
+            raise fail(str(exc)) from None
+        images_dir = data_path(images, default_images, "images")
+        target = out_dir or default_checkpoint
 
         from ml.fsq.evaluate import evaluate
         from ml.fsq.train import FSQTrainConfig, tokenizer_config, train_tokenizer
@@ -118,10 +118,10 @@ def register(cli: typer.Typer) -> None:
         try:
             tokenizer_config(cfg)  # option errors before any data is read
             held_out = load("plots", images_dir).held_out
-            with _progress() as progress:
+            with progress_bars() as progress:
                 result = train_tokenizer(cfg, BarReporter(progress))
         except (FileNotFoundError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         figures = evaluate(result.model, held_out)
         out.print(
             f"wrote {target} (version {result.version}, {result.steps} steps, "
@@ -165,14 +165,12 @@ def register(cli: typer.Typer) -> None:
         to use every code of the larger codebooks."""
         import numpy as np
 
-        from app.settings import get_settings
-        from ml.cli import _data_dir, _fail
-        from ml.fsq import checkpoint_present
+        from ml.checkpoints import checkpoint_present
 
-        path = checkpoint_dir or get_settings().fsq_path_resolved
+        path = checkpoint_dir or default_checkpoint
         if not checkpoint_present(path):
-            raise _fail(f"no FSQ tokenizer checkpoint in {path}: run `papershelf ml train-fsq`")
-        images_dir = _data_dir(images, "images")
+            raise fail(f"no FSQ tokenizer checkpoint in {path}: run `papershelf ml train-fsq`")
+        images_dir = data_path(images, default_images, "images")
 
         from ml.device import pick_device
         from ml.fsq.checkpoint import load_model
@@ -183,15 +181,13 @@ def register(cli: typer.Typer) -> None:
             plots = load("plots", images_dir)
             model, ckpt = load_model(path)
         except (FileNotFoundError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         model.to(pick_device(device))
         held = evaluate(model, plots.held_out)
         everything = evaluate(
             model, plots.held_out, np.concatenate([plots.train, plots.held_out]), 0.2
         )
         _print_eval(ckpt.version, held, f"held-out plots ({held.held_out})")
-        from ml.cli import out
-
         out.print(
             f"over all {len(plots.train) + len(plots.held_out)} plots ({everything.tokens} "
             f"tokens): usage {everything.usage:.1f}%, perplexity {everything.perplexity:.1f}",

@@ -12,12 +12,11 @@ import numpy as np
 import torch
 
 from ml.device import pick_device
-from ml.fsq import checkpoint_present
 from ml.fsq.autoencoder import Tokenizer
 from ml.fsq.checkpoint import load_model
 from ml.images import to_tensor, to_uint8
 
-__all__ = ["LoadedTokenizer", "checkpoint_present"]
+__all__ = ["LoadedTokenizer"]
 
 BATCH = 64
 

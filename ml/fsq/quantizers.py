@@ -70,6 +70,12 @@ def _check_indices(indices: Tensor, codebook_size: int) -> None:
 class FSQ(nn.Module):
     """Finite scalar quantization over the given levels (any L_i ≥ 2, odd or even)."""
 
+    # Registered as buffers in __init__; declared so the type checker knows them.
+    _levels: Tensor
+    _half_width: Tensor
+    _basis: Tensor
+    _levels_int: Tensor
+
     def __init__(self, levels: Sequence[int], eps: float = 1e-3) -> None:
         super().__init__()
         levels = [int(v) for v in levels]
@@ -129,6 +135,11 @@ class VQ(nn.Module):
     parameter: it follows the moving average of the latents assigned to each code (Laplace
     smoothed counts), and only the commitment term is returned.
     """
+
+    # A parameter, or with `ema=True` a buffer like the two running sums below.
+    codebook: Tensor
+    cluster_size: Tensor
+    embed_sum: Tensor
 
     def __init__(
         self,

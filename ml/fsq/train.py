@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,24 +22,9 @@ from ml.fsq import checkpoint
 from ml.fsq.autoencoder import QUANTIZERS, Tokenizer, TokenizerConfig
 from ml.fsq.quantizers import RECOMMENDED_LEVELS
 from ml.images import augment, load, load_fashion, to_tensor
+from ml.progress import Quiet, Reporter
 
 DEFAULT_LEVELS = RECOMMENDED_LEVELS[2**10]
-
-
-class Reporter(Protocol):
-    def phase(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1, **info: float) -> None: ...
-
-    def log(self, message: str) -> None: ...
-
-
-class _Quiet:
-    def phase(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1, **info: float) -> None: ...
-
-    def log(self, message: str) -> None: ...
 
 
 @dataclass
@@ -132,7 +117,7 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
 
 def train_tokenizer(cfg: FSQTrainConfig, report: Reporter | None = None) -> TrainResult:
     """Train a tokenizer; saves a checkpoint to `cfg.out` when set."""
-    report = report or _Quiet()
+    report = report or Quiet()
     if cfg.dataset != "plots":
         raise ValueError(f"the tokenizer trains on 64×64 RGB plots, not {cfg.dataset!r}")
     if cfg.steps < 1 or cfg.batch < 1:

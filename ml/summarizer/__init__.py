@@ -1,7 +1,10 @@
 """The TL;DR summarizer: a frozen MiniLM encoder and a small copy-attention decoder.
 
 `load(path)` returns a `Summarizer`; everything outside `ml/` reaches it through the ML
-worker pool (`ml.worker`), never by importing torch itself.
+worker pool (`workers.ml`), never by importing torch itself.
+
+May import: the standard library, numpy, torch, transformers, and the rest of `ml`; never
+`app` or `workers`.
 """
 
 from __future__ import annotations

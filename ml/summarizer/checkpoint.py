@@ -1,4 +1,5 @@
-"""Checkpoints: a directory with the trained weights (safetensors), a config and a version.
+"""Summarizer checkpoints (the layout of ml.checkpoints): the decoder's weights and its
+config.
 
 Only the decoder side is stored; the frozen encoder is named in the config and loaded from
 its own checkpoint (by default the packaged MiniLM), so a checkpoint is about 20 MB.
@@ -6,28 +7,14 @@ its own checkpoint (by default the packaged MiniLM), so a checkpoint is about 20
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-import torch
-from safetensors.torch import load_file
-
-from ml.checkpoints import cpu_state, weights_digest, write_json, write_weights
+from ml import checkpoints
+from ml.checkpoints import cpu_state, weights_digest
 from ml.summarizer.model import ModelConfig, Summarizer
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-FORMAT = 1
-
-
-@dataclass
-class Checkpoint:
-    config: ModelConfig
-    version: str
-    meta: dict[str, Any]
-    state: dict[str, torch.Tensor]
+Checkpoint: TypeAlias = checkpoints.Checkpoint[ModelConfig]
 
 
 def save(path: Path, model: Summarizer, meta: dict[str, Any]) -> str:
@@ -35,30 +22,13 @@ def save(path: Path, model: Summarizer, meta: dict[str, Any]) -> str:
     version string, which changes whenever the weights do."""
     state = cpu_state(model)
     version = f"{meta.get('name', 'tldr')}-{meta.get('objective', 'ce')}-{weights_digest(state)}"
-    path.mkdir(parents=True, exist_ok=True)
-    write_weights(path / WEIGHTS, state, version)
-    write_json(
-        path / CONFIG,
-        {"format": FORMAT, "version": version, "model": model.cfg.to_dict(), "meta": meta},
-    )
+    checkpoints.write(path, state, version, model.cfg.to_dict(), meta)
     return version
 
 
-def exists(path: Path) -> bool:
-    return (path / WEIGHTS).is_file() and (path / CONFIG).is_file()
-
-
 def read(path: Path) -> Checkpoint:
-    if not exists(path):
-        raise FileNotFoundError(
-            f"no summarizer checkpoint in {path} (train one with `papershelf ml train-summarizer`)"
-        )
-    data = json.loads((path / CONFIG).read_text())
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{path / CONFIG}: unsupported checkpoint format {data.get('format')!r}")
-    return Checkpoint(
-        ModelConfig.from_dict(data["model"]),
-        data["version"],
-        data.get("meta", {}),
-        load_file(str(path / WEIGHTS)),
+    return checkpoints.read(
+        path,
+        ModelConfig.from_dict,
+        f"no summarizer checkpoint in {path} (train one with `papershelf ml train-summarizer`)",
     )

@@ -8,15 +8,19 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from ml.device import autocast
 from ml.summarizer.text import Task, clean, encode_sources
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Progress = Callable[[int], None]
 
@@ -62,7 +66,7 @@ def load_arxiv_titles(
     files: list[Path],
     limit: int,
     seed: int,
-    exclude_titles: set[str] = frozenset(),  # type: ignore[assignment]
+    exclude_titles: Set[str] = frozenset(),
 ) -> list[Example]:
     """A seeded sample of (abstract → title) pairs from the project's JSON Lines exports.
     Papers whose title matches an excluded one (the evaluation set) are left out."""
@@ -118,7 +122,7 @@ def encode(
 ) -> list[Tensor]:
     """Encoder states per source, batched by length so little is padding."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    out: list[Tensor | None] = [None] * len(sources)
+    out: dict[int, Tensor] = {}
     with torch.inference_mode(), autocast(device):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -128,7 +132,7 @@ def encode(
                 out[i] = states[row, : len(sources[i])].to("cpu", torch.float16).clone()
             if progress:
                 progress(len(idx))
-    return out  # type: ignore[return-value]
+    return [out[i] for i in range(len(sources))]
 
 
 def pad(seqs: list[list[int]], value: int = 0) -> tuple[Tensor, Tensor]:
@@ -142,7 +146,7 @@ def pad(seqs: list[list[int]], value: int = 0) -> tuple[Tensor, Tensor]:
 
 def encoded_examples(
     encoder: nn.Module,
-    tokenizer: object,
+    tokenizer: PreTrainedTokenizerBase,
     encoder_name: str,
     examples: list[Example],
     device: torch.device,
@@ -150,16 +154,16 @@ def encoded_examples(
     progress: Progress | None = None,
 ) -> Encoded:
     """Source ids and encoder states for `examples`, from the disk cache when it has them."""
-    by_task: dict[str, list[int]] = {}
+    by_task: dict[Task, list[int]] = {}
     for i, ex in enumerate(examples):
         by_task.setdefault(ex.task, []).append(i)
     sources: list[list[int]] = [[] for _ in examples]
     for task, idx in by_task.items():
         ids = encode_sources(
-            tokenizer,  # type: ignore[arg-type]
+            tokenizer,
             [examples[i].title for i in idx],
             [examples[i].abstract for i in idx],
-            task,  # type: ignore[arg-type]
+            task,
         )
         for i, s in zip(idx, ids, strict=True):
             sources[i] = s

@@ -16,10 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 _TOKENS = re.compile(r"\w+")
 
@@ -140,7 +144,7 @@ def mauve_like(p_feats: np.ndarray, q_feats: np.ndarray, seeds: int = 5) -> floa
 
 
 def sentence_embedder(
-    encoder: nn.Module, tokenizer: object, device: torch.device
+    encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, device: torch.device
 ) -> Callable[[list[str]], np.ndarray]:
     """MiniLM sentence embeddings the way all-MiniLM-L6-v2 defines them (mean pooling, unit
     length), in fp32 so the score does not depend on the CPU's bf16 support."""
@@ -152,7 +156,7 @@ def sentence_embedder(
             enc = tokenizer(
                 texts[start : start + 64],
                 padding=True,
-                truncation=True,  # type: ignore[operator]
+                truncation=True,
                 max_length=128,
                 return_tensors="pt",
             ).to(device)

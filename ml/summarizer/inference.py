@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -12,8 +13,11 @@ from ml.device import autocast, pick_device
 from ml.summarizer import checkpoint
 from ml.summarizer.data import pad
 from ml.summarizer.decode import beam_search, greedy
-from ml.summarizer.model import ModelConfig, Summarizer
+from ml.summarizer.model import ModelConfig, Summarizer, word_embeddings
 from ml.summarizer.text import TASKS, Task, detokenize, encode_sources, load_tokenizer, recase
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 #: A TL;DR is about 20 words (~30 word pieces); titles are shorter.
 MAX_NEW_TOKENS = {"tldr": 40, "title": 32}
@@ -26,7 +30,7 @@ class LoadedSummarizer:
         self,
         model: Summarizer,
         encoder: nn.Module,
-        tokenizer: object,
+        tokenizer: PreTrainedTokenizerBase,
         version: str,
         device: torch.device,
     ) -> None:
@@ -51,7 +55,7 @@ class LoadedSummarizer:
 
         dev = pick_device(device)
         encoder = encoder if encoder is not None else load_encoder(cfg.encoder)
-        model = Summarizer(cfg, encoder.get_input_embeddings().weight)
+        model = Summarizer(cfg, word_embeddings(encoder))
         if state is not None:
             model.load_state_dict(state)
         return cls(model.to(dev), encoder.to(dev), load_tokenizer(cfg.encoder), version, dev)
@@ -72,7 +76,7 @@ class LoadedSummarizer:
             self.tokenizer,
             [t for t, _ in items],
             [a for _, a in items],
-            task,  # type: ignore[arg-type]
+            task,
         )
         order = sorted(range(len(items)), key=lambda i: len(sources[i]))
         out = [""] * len(items)
@@ -81,7 +85,7 @@ class LoadedSummarizer:
             for i, ids in zip(
                 idx, self.generate([sources[i] for i in idx], task, beams, min_tokens), strict=True
             ):
-                text = detokenize(self.tokenizer, ids)  # type: ignore[arg-type]
+                text = detokenize(self.tokenizer, ids)
                 out[i] = recase(text, *items[i])
             if progress:
                 progress(len(idx))

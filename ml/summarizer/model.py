@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ml.summarizer.text import PACKAGED_ENCODER, TASKS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 Cache = list[dict[str, Tensor]]
 
@@ -69,10 +72,13 @@ def config_for(encoder: nn.Module, tokenizer: Any, name: str, **kw: Any) -> Mode
         for i, t in enumerate(vocab)
         if i != tokenizer.sep_token_id and (i in special or (t.startswith("[") and t.endswith("]")))
     ]
+    # Encoders travel as nn.Module (PreTrainedModel's typing breaks `.to`), which knows
+    # nothing of a Hugging Face model's config or embeddings.
+    encoder_config = cast("PreTrainedModel", encoder).config
     return ModelConfig(
         encoder=name,
-        encoder_width=encoder.config.hidden_size,
-        vocab_size=encoder.config.vocab_size,
+        encoder_width=encoder_config.hidden_size,
+        vocab_size=encoder_config.vocab_size,
         cls_id=tokenizer.cls_token_id,
         sep_id=tokenizer.sep_token_id,
         pad_id=tokenizer.pad_token_id,
@@ -82,6 +88,12 @@ def config_for(encoder: nn.Module, tokenizer: Any, name: str, **kw: Any) -> Mode
         never_ids=never,
         **kw,
     )
+
+
+def word_embeddings(encoder: nn.Module) -> Tensor:
+    """A BERT-style encoder's word-piece embedding table (vocab, width)."""
+    table = cast("PreTrainedModel", encoder).get_input_embeddings()
+    return cast(nn.Embedding, table).weight  # BERT's is a plain lookup table
 
 
 def load_encoder(name: str) -> nn.Module:
@@ -183,6 +195,10 @@ class Memory:
 class Summarizer(nn.Module):
     """Decoder and heads; the frozen encoder is passed in, not owned as trained state."""
 
+    # Buffers, registered in __init__.
+    embed: Tensor
+    never: Tensor
+
     def __init__(self, cfg: ModelConfig, word_embeddings: Tensor) -> None:
         super().__init__()
         self.cfg = cfg
@@ -233,7 +249,7 @@ class Summarizer(nn.Module):
             src_ids,
             attn_mask,
             copy_ok[:, None, :],
-            [layer.cross_attn.keys_values(states) for layer in self.layers],
+            [cast(DecoderLayer, layer).cross_attn.keys_values(states) for layer in self.layers],
             self.copy_key(states),
         )
 

@@ -10,9 +10,10 @@ import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
-from transformers import BertTokenizerFast, PreTrainedTokenizerBase
+import transformers
+from transformers import PreTrainedTokenizerBase
 
 Task = Literal["tldr", "title"]
 #: Control codes (as CATTS does): one decoder embedding per task.
@@ -39,7 +40,8 @@ def encoder_dir(name: str) -> Path:
 
 
 def load_tokenizer(name: str = PACKAGED_ENCODER) -> PreTrainedTokenizerBase:
-    return BertTokenizerFast.from_pretrained(
+    # transformers 5 keeps BertTokenizerFast as an alias its lazy exports do not declare.
+    return transformers.BertTokenizerFast.from_pretrained(  # type: ignore[attr-defined]  # v5 alias
         str(encoder_dir(name)), model_max_length=MAX_SOURCE_TOKENS
     )
 
@@ -84,7 +86,10 @@ _JOINS = [
 
 def detokenize(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
     """Word pieces back to text, with the spaces WordPiece puts around punctuation removed."""
-    text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    # One sequence in, one string out (a batch would give a list).
+    text = cast(
+        str, tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    )
     for pattern, repl in _JOINS:
         text = pattern.sub(repl, text)
     return clean(text)

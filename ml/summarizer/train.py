@@ -21,6 +21,7 @@ import torch
 
 from ml.device import autocast, pick_device
 from ml.emo import Objective, sequence_loss, unit_rows
+from ml.progress import Quiet, Reporter
 from ml.summarizer import checkpoint
 from ml.summarizer.data import (
     Encoded,
@@ -31,20 +32,10 @@ from ml.summarizer.data import (
     pad,
     title_key,
 )
-from ml.summarizer.model import Summarizer, config_for, load_encoder
+from ml.summarizer.model import Summarizer, config_for, load_encoder, word_embeddings
 from ml.summarizer.text import PACKAGED_ENCODER, TASKS, encode_targets, load_tokenizer
 
 STATE = "train_state.pt"
-
-
-class Reporter:
-    """Progress hooks; the CLI shows bars, benchmarks stay quiet."""
-
-    def phase(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1, **info: float) -> None: ...
-
-    def log(self, message: str) -> None: ...
 
 
 @dataclass
@@ -95,8 +86,8 @@ def _starting_point(cfg: TrainConfig) -> tuple[TrainConfig, checkpoint.Checkpoin
     if Path(cfg.init_from).resolve() == Path(cfg.out).resolve():
         raise ValueError("--init-from must name another checkpoint than --out")
     start = checkpoint.read(Path(cfg.init_from))
-    shape = {"encoder": start.config.encoder, "layers": start.config.layers}
-    return replace(cfg, **shape, dropout=start.config.dropout), start
+    shape = start.config
+    return replace(cfg, encoder=shape.encoder, layers=shape.layers, dropout=shape.dropout), start
 
 
 @dataclass
@@ -158,7 +149,7 @@ def train(
 ) -> dict[str, Any]:
     """Train, write the checkpoint to `cfg.out`, return what was done (version, steps, …).
     `encoder`: an already loaded `cfg.encoder` (benchmarks train several models)."""
-    report = report or Reporter()
+    report = report or Quiet()
     started = time.perf_counter()
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -195,14 +186,14 @@ def train(
     )
     targets = encode_targets(
         tokenizer,
-        [e.targets[0] for e in examples],  # type: ignore[arg-type]
+        [e.targets[0] for e in examples],
         model_cfg.max_target_tokens,
     )
     tasks = [TASKS[e.task] for e in examples]
     pool = [i for i, e in enumerate(examples) if e.task == "tldr"] * cfg.tldr_repeat
     pool += [i for i, e in enumerate(examples) if e.task == "title"]
 
-    model = Summarizer(model_cfg, encoder.get_input_embeddings().weight)
+    model = Summarizer(model_cfg, word_embeddings(encoder))
     if start is not None:
         model.load_state_dict(start.state)
     model = model.to(device)

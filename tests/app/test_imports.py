@@ -10,8 +10,9 @@ def test_web_workers_and_cli_never_import_torch() -> None:
     code = (
         "import sys\n"
         "import app.main, app.cli, app.importer, workers\n"
-        "import app.supervisor, app.summaries, workers.fetch, workers.summaries\n"
-        "import app.faq, app.web.faq, workers.llm\n"
+        "import app.cli.runtime.supervisor, app.artifacts.summaries\n"
+        "import workers.fetch, app.jobs.summaries, workers.ml\n"
+        "import app.artifacts.faqs, app.web.api.faq, workers.llm\n"
         "from app.cli import cli\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'ml'})\n"
         "print(','.join(bad))\n"

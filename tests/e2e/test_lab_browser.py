@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow]
 @pytest.fixture(scope="module")
 def site(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("torch")
-    from tests.ml.test_pictures import build_tiny_models
+    from tests.workers.test_ml_pictures import build_tiny_models
 
     models = build_tiny_models(
         tmp_path_factory.getbasetemp() / "tiny-picture-models", shared_data / "images"

@@ -21,6 +21,9 @@ Routes (a real HTTP/1.1 server in a background thread, keep-alive, port 0):
   `oai_page_size` with `resumptionToken` (+ completeListSize, cursor; an empty token on the last
   page, none when one page holds everything); errors `noRecordsMatch`, `badResumptionToken`,
   `badArgument`, `cannotDisseminateFormat`, `badVerb`.
+* `/pdf/<id>` — a paper's PDF from `pdfs` (keyed by id with or without `vN`; a versioned
+  request falls back to the unversioned key), `application/pdf`; else 404. `pdf_url` is the
+  base for `thumbnail_pdf_url`.
 
 Faults (`inject(...)`) form a queue; each request takes the first fault whose `path` prefix
 matches (None: any path), and a fault is used `times` times: `status(code, retry_after=)`
@@ -608,6 +611,7 @@ class FakeArxiv:
         self.papers: dict[str, FakePaper] = {}
         self.feeds: dict[str, list[tuple[str, str]]] = {}  # category → [(arxiv_id, type)]
         self.feed_day: date = datetime.now(EASTERN).date()
+        self.pdfs: dict[str, bytes] = {}  # "2401.00001" or "2401.00001v2" → the PDF's bytes
         self.oai_page_size: int = 100
         self.latency: float = 0.0  # added to every response
         self._host, self._port = host, port
@@ -666,6 +670,10 @@ class FakeArxiv:
     @property
     def oai_url(self) -> str:
         return f"{self.url}/oai"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"{self.url}/pdf"
 
     def settings(self, **overrides: Any) -> Settings:
         """Settings whose arXiv URLs point at this server (no spacing unless overridden)."""
@@ -790,7 +798,15 @@ class FakeArxiv:
             return self._api(query, fault)
         if path.rstrip("/") == "/oai":
             return self._oai(query, fault)
+        if len(parts) == 2 and parts[0] == "pdf" and parts[1]:
+            return self._pdf(parts[1])
         return 404, "text/plain; charset=utf-8", b"Not Found\n", {}
+
+    def _pdf(self, name: str) -> Response:
+        data = self.pdfs.get(name) or self.pdfs.get(re.sub(r"v\d+$", "", name))
+        if data is None:
+            return 404, "text/plain; charset=utf-8", b"Not Found\n", {}
+        return 200, "application/pdf", data, {}
 
     def _feed(self, kind: str, spec: str, fault: Fault | None) -> Response:
         tokens = [t for t in re.split(r"[+,\s]+", spec) if t]

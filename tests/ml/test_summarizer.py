@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from ml.checkpoints import checkpoint_present
 from ml.summarizer import checkpoint, load
 from ml.summarizer.data import Example, load_scitldr, read_records
 from ml.summarizer.decode import _banned, beam_search, greedy
@@ -18,6 +19,7 @@ from ml.summarizer.inference import LoadedSummarizer
 from ml.summarizer.model import ModelConfig
 from ml.summarizer.text import detokenize, encode_sources, load_tokenizer, recase
 from ml.summarizer.train import TrainConfig, train
+from tests.ml.conftest import ml_cli
 
 LONG = " ".join(f"Sentence {i} about graph neural networks and transformers." for i in range(60))
 
@@ -176,14 +178,14 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, shared_d
     broken = tmp_path / "broken"
     cfg = tiny_config(broken, shared_data, max_steps=4)
     # Stop after two steps, as a killed run would leave it: only the training state on disk.
-    import ml.summarizer.train as training
+    from ml.progress import Quiet
 
     class Killed(Exception):
         pass
 
     calls = {"n": 0}
 
-    class StopAfterTwo(training.Reporter):
+    class StopAfterTwo(Quiet):
         def advance(self, n: int = 1, **info: float) -> None:
             if info:  # a training step (encoding progress carries no loss)
                 calls["n"] += n
@@ -192,7 +194,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, shared_d
 
     with pytest.raises(Killed):
         train(cfg, StopAfterTwo())
-    assert (broken / "train_state.pt").exists() and not checkpoint.exists(broken)
+    assert (broken / "train_state.pt").exists() and not checkpoint_present(broken)
     result = train(cfg)
     assert result["steps"] == 4
     a, b = checkpoint.read(straight), checkpoint.read(broken)
@@ -247,7 +249,7 @@ def test_missing_checkpoint_names_the_training_command(tmp_path: Path) -> None:
 
 
 def test_cli_summarize_writes_one_line_per_record(trained: Path, tmp_path: Path) -> None:
-    from ml.cli import cli
+    cli = ml_cli()
 
     src = tmp_path / "in.jsonl"
     src.write_text(
@@ -278,7 +280,7 @@ def test_cli_summarize_writes_one_line_per_record(trained: Path, tmp_path: Path)
 
 
 def test_cli_summarize_rejects_a_bad_line_by_number(trained: Path, tmp_path: Path) -> None:
-    from ml.cli import cli
+    cli = ml_cli()
 
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"id": "x", "abstract": "ok"}) + "\n{broken\n")
@@ -300,7 +302,7 @@ def test_cli_summarize_rejects_a_bad_line_by_number(trained: Path, tmp_path: Pat
 
 
 def test_cli_eval_reports_every_metric(trained: Path, tmp_path: Path, shared_data: Path) -> None:
-    from ml.cli import cli
+    cli = ml_cli()
 
     report = tmp_path / "eval.json"
     done = CliRunner().invoke(
@@ -344,10 +346,10 @@ def test_cli_trains_with_the_recipe_defaults_and_fine_tunes(
     trained: Path, tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.settings import get_settings
-    from ml.cli import cli
 
     monkeypatch.setenv("PAPERSHELF_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
+    cli = ml_cli()
     common = ["--scitldr", str(shared_data / "scitldr"), "--limit", "8", "--max-steps", "1"]
     common += ["--arxiv-pairs", "0", "--device", "cpu"]
     # Options left out take the recipe's defaults (epochs, batch size, learning rate…).
@@ -370,7 +372,7 @@ def test_cli_trains_with_the_recipe_defaults_and_fine_tunes(
 
 
 def test_cli_refuses_the_held_out_split(tmp_path: Path) -> None:
-    from ml.cli import cli
+    cli = ml_cli()
 
     done = CliRunner().invoke(cli, ["eval-summarizer", "--split", "test"])
     assert done.exit_code == 1 and "held out" in done.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import pickle
 import socket
@@ -31,17 +32,21 @@ from tests.fakes.arxiv_server import (
     status,
     truncate,
 )
+from workers import arxiv as arxiv_module
 from workers.arxiv import (
     API_ID_CHUNK,
     ArxivClient,
+    RepeatedPage,
     RetryableStatus,
     TruncatedBody,
+    UnusablePdf,
     UpstreamHTTPError,
     UpstreamUnavailable,
+    arxiv_client,
     make_http_client,
-    parse_retry_after,
+    user_agent,
 )
-from workers.politeness import RedisRateLimiter
+from workers.politeness import DEPLOYMENT_KEY, LocalRateLimiter, RedisRateLimiter
 
 pytestmark = pytest.mark.anyio
 
@@ -98,9 +103,8 @@ async def client_for(
     fake: FakeArxiv, redis: Redis, key: str, sleeps: Sleeps | None = None, **overrides: Any
 ) -> AsyncIterator[ArxivClient]:
     settings = fake.settings(**{"arxiv_max_attempts": 3, **overrides})
-    limiter = RedisRateLimiter.from_settings(redis, settings, key=key)
     async with make_http_client(settings) as http:
-        yield ArxivClient(http, limiter, settings, sleep=sleeps or Sleeps())
+        yield arxiv_client(http, redis, settings, key=key, sleep=sleeps or Sleeps())
 
 
 @pytest.fixture
@@ -250,14 +254,22 @@ async def test_harvest_skips_a_repeated_page(arxiv: ArxivClient, fake: FakeArxiv
     assert oai[1].param("resumptionToken") == oai[2].param("resumptionToken")
 
 
-async def test_harvest_gives_up_on_a_token_loop(arxiv: ArxivClient, fake: FakeArxiv) -> None:
+async def test_harvest_gives_up_on_a_token_loop(
+    arxiv: ArxivClient, fake: FakeArxiv, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.oai_page_size = 2
     harvest = arxiv.harvest()
     await anext(harvest)
     fake.inject(repeat_page(times=10))
-    with pytest.raises(UpstreamUnavailable, match="keeps repeating"):
+    with (
+        caplog.at_level(logging.WARNING, logger="workers.arxiv"),
+        pytest.raises(UpstreamUnavailable, match="keeps repeating"),
+    ):
         await anext(harvest)
     assert len(fake.requests_to("/oai")) == 1 + 3  # arxiv_max_attempts repeats
+    lines = [r.getMessage() for r in caplog.records if r.name == "workers.arxiv"]
+    assert [line[-3:] for line in lines] == ["(1)", "(2)", "(3)"]
+    assert all(line.startswith("OAI-PMH served the page before token ") for line in lines)
 
 
 # --- transient failures are retried --------------------------------------------------------
@@ -454,18 +466,101 @@ async def test_redirect_hops_each_go_through_the_limiter(
     assert second.started - first.started >= 0.9 * interval
 
 
+# --- PDFs ----------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n" + b"x" * 5000 + b"\n%%EOF\n"
+
+
+async def test_fetch_pdf_through_the_limiter_with_the_client_user_agent(
+    arxiv: ArxivClient, fake: FakeArxiv
+) -> None:
+    fake.pdfs["2402.15001"] = PDF
+    before = metric("papershelf_upstream_requests_total", source="pdf", status="200")
+    assert await arxiv.fetch_pdf(f"{fake.pdf_url}/2402.15001v1") == PDF
+    (request,) = fake.requests
+    assert request.path == "/pdf/2402.15001v1"
+    assert request.headers["user-agent"] == user_agent(arxiv.settings)
+    assert metric("papershelf_upstream_requests_total", source="pdf", status="200") == before + 1
+    assert await arxiv.limiter.held() == 0  # type: ignore[attr-defined]
+
+
+async def test_fetch_pdf_retries_transient_failures(
+    arxiv: ArxivClient, fake: FakeArxiv, sleeps: Sleeps
+) -> None:
+    fake.pdfs["2402.15001"] = PDF
+    fake.inject(status(503, retry_after=4, path="/pdf"), truncate(path="/pdf"))
+    assert await arxiv.fetch_pdf(f"{fake.pdf_url}/2402.15001") == PDF
+    assert [r.fault for r in fake.requests] == ["status", "truncate", None]
+    assert len(sleeps.calls) == 2 and sleeps.calls[0] >= 4
+
+
+async def test_fetch_pdf_follows_redirects_each_through_the_limiter(
+    fake: FakeArxiv, redis_client: Redis, redis_key: str
+) -> None:
+    interval = 0.2
+    fake.pdfs["2402.15001v2"] = PDF
+    fake.inject(status(302, headers={"Location": "/pdf/2402.15001v2"}, path="/pdf"))
+    async with client_for(fake, redis_client, redis_key, arxiv_min_interval=interval) as client:
+        assert await client.fetch_pdf(f"{fake.pdf_url}/2402.15001") == PDF
+    first, second = fake.requests
+    assert (first.path, second.path) == ("/pdf/2402.15001", "/pdf/2402.15001v2")
+    assert second.started - first.started >= 0.9 * interval
+
+
+async def test_fetch_pdf_missing_is_an_http_error_without_retry(
+    arxiv: ArxivClient, fake: FakeArxiv, sleeps: Sleeps
+) -> None:
+    with pytest.raises(UpstreamHTTPError) as info:
+        await arxiv.fetch_pdf(f"{fake.pdf_url}/2402.15009")
+    assert info.value.status == 404 and len(fake.requests) == 1 and sleeps.calls == []
+
+
+async def test_fetch_pdf_refuses_what_is_not_a_pdf(
+    arxiv: ArxivClient, fake: FakeArxiv, sleeps: Sleeps
+) -> None:
+    fake.pdfs["2402.15001"] = b"<html>a page about the paper</html>"
+    with pytest.raises(UnusablePdf, match=r"^not a PDF$"):
+        await arxiv.fetch_pdf(f"{fake.pdf_url}/2402.15001")
+    assert len(fake.requests) == 1 and sleeps.calls == []
+
+
+async def test_fetch_pdf_stops_reading_past_the_size_cap(
+    arxiv: ArxivClient, fake: FakeArxiv, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(arxiv_module, "MAX_PDF_BYTES", 1000)
+    fake.pdfs["2402.15001"] = PDF
+    with pytest.raises(UnusablePdf, match=r"^larger than 1000 bytes$"):
+        await arxiv.fetch_pdf(f"{fake.pdf_url}/2402.15001")
+    assert len(fake.requests) == 1 and sleeps.calls == []
+    assert await arxiv.limiter.held() == 0  # type: ignore[attr-defined]
+
+
+# --- the factory ----------------------------------------------------------------------------
+
+
+async def test_arxiv_client_shares_the_deployment_limiter(redis_client: Redis) -> None:
+    s = Settings(arxiv_min_interval=2.5, arxiv_max_connections=2, arxiv_lease_ttl=12)
+    async with make_http_client(s) as http:
+        client = arxiv_client(http, redis_client, s)
+        limiter = client.limiter
+        assert isinstance(limiter, RedisRateLimiter)
+        assert limiter.key == DEPLOYMENT_KEY
+        assert (limiter.min_interval, limiter.max_connections, limiter.lease_ttl) == (2.5, 2, 12)
+        assert client.http is http and client.settings is s
+
+
+async def test_arxiv_client_without_redis_spaces_requests_in_process(fake: FakeArxiv) -> None:
+    interval = 0.2
+    s = fake.settings(arxiv_min_interval=interval)
+    async with make_http_client(s) as http:
+        client = arxiv_client(http, None, s)
+        assert isinstance(client.limiter, LocalRateLimiter)
+        await asyncio.gather(*(client.rss(["cs.AI"]) for _ in range(3)))
+    starts = sorted(r.started for r in fake.requests)
+    assert all(b - a >= 0.9 * interval for a, b in itertools.pairwise(starts))
+
+
 # --- small pieces -------------------------------------------------------------------------
-
-
-def test_parse_retry_after() -> None:
-    now = datetime(2024, 2, 26, 12, 0, tzinfo=UTC)
-    assert parse_retry_after("120") == 120
-    assert parse_retry_after(" 1.5 ") == 1.5
-    assert parse_retry_after("-3") == 0
-    assert parse_retry_after("Mon, 26 Feb 2024 12:00:30 GMT", now) == 30
-    assert parse_retry_after("Mon, 26 Feb 2024 11:00:00 GMT", now) == 0
-    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
-    assert parse_retry_after("nan") is None
 
 
 def test_errors_pickle() -> None:
@@ -474,6 +569,8 @@ def test_errors_pickle() -> None:
         TruncatedBody("https://x", 100, 50),
         UpstreamUnavailable("https://x", "HTTP 503"),
         UpstreamHTTPError(404, "https://x"),
+        UnusablePdf("https://x", "not a PDF"),
+        RepeatedPage("123|400"),
     ):
         copy = pickle.loads(pickle.dumps(err))
         assert type(copy) is type(err) and str(copy) == str(err) and copy.args == err.args

@@ -16,6 +16,9 @@ from sqlalchemy import Engine, func, select
 
 from app.db import runs
 from app.db.models import Announcement, Paper, PaperCategory, PaperVersion
+from app.jobs.connections import redis_settings
+from app.jobs.fetch import harvest_key, ids_job_id
+from app.jobs.queueing import scoped_job_id
 from app.search.backend import search_papers
 from app.settings import Settings
 from tests.fakes.arxiv_server import FakeArxiv, FakePaper, empty, malformed, repeat_page, status
@@ -58,7 +61,7 @@ def settings(fake_arxiv: FakeArxiv, store_engine: Engine, tmp_path: Path) -> Set
 
 @pytest.fixture
 async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    redis = await create_pool(fetch.redis_settings(redis_url))
+    redis = await create_pool(redis_settings(redis_url))
     yield redis
     await redis.aclose()
 
@@ -71,9 +74,9 @@ async def run_burst(settings: Settings, redis_url: str) -> Worker:
         await fetch.startup(ctx)
 
     worker = Worker(
-        functions=fetch.WorkerSettings.functions,
+        functions=fetch.FUNCTIONS,
         queue_name=settings.fetch_queue,
-        redis_settings=fetch.redis_settings(redis_url),
+        redis_settings=redis_settings(redis_url),
         on_startup=startup,
         on_shutdown=fetch.shutdown,
         burst=True,
@@ -91,7 +94,7 @@ async def run_burst(settings: Settings, redis_url: str) -> Worker:
 
 async def enqueue(pool: ArqRedis, settings: Settings, fn: str, *args: Any, job_id: str) -> Any:
     return await pool.enqueue_job(
-        fn, *args, _job_id=fetch.scoped_job_id(settings, job_id), _queue_name=settings.fetch_queue
+        fn, *args, _job_id=scoped_job_id(settings, job_id), _queue_name=settings.fetch_queue
     )
 
 
@@ -216,7 +219,7 @@ async def test_fetch_ids_through_the_api(
 ) -> None:
     fake_arxiv.add_papers([paper(1, versions=3), paper(2)], announce=False)
     ids = ["2606.00001", "arXiv:2606.00002v1", "2606.00077"]
-    await enqueue(pool, settings, "fetch_ids", ids, job_id=fetch.ids_job_id(ids))
+    await enqueue(pool, settings, "fetch_ids", ids, job_id=ids_job_id(ids))
     await run_burst(settings, redis_url)
     with store_engine.connect() as conn:
         versions = (
@@ -255,10 +258,10 @@ async def test_backfill_follows_tokens_and_survives_a_repeated_page(
     fake_arxiv.oai_page_size = 3
     fake_arxiv.inject(repeat_page())
     args = ("cs", "2026-01-01", "2026-12-31")
-    await enqueue(pool, settings, "backfill", *args, job_id=fetch.harvest_key(*args))
+    await enqueue(pool, settings, "backfill", *args, job_id=harvest_key(*args))
     await run_burst(settings, redis_url)  # continuation jobs included (2 pages per job)
     with store_engine.connect() as conn:
-        state = runs.get_harvest(conn, fetch.harvest_key(*args))
+        state = runs.get_harvest(conn, harvest_key(*args))
     assert state is not None and state.done and state.resumption_token is None
     assert counts(store_engine)["papers"] == 11
     assert counts(store_engine)["paper_versions"] == sum(1 + i % 2 for i in range(1, 12))

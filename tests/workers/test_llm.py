@@ -15,12 +15,15 @@ from arq import Worker, create_pool
 from arq.connections import ArqRedis
 from sqlalchemy import Engine, func, select
 
-from app.db import faqs, store
+from app.artifacts import faqs
+from app.artifacts.faqs import FaqKey, load_prompt
+from app.db import store
 from app.db.models import Faq
-from app.faq import FaqKey, load_prompt
 from app.ingest.records import PaperRecord
+from app.jobs import faq as faq_jobs
+from app.jobs.connections import redis_settings
 from app.settings import Settings
-from app.web import faq as faq_web
+from app.web.api import faq as faq_web
 from tests.fakes.llm_server import (
     DEFAULT_REPLY,
     FakeLLM,
@@ -31,7 +34,6 @@ from tests.fakes.llm_server import (
     status,
 )
 from workers import llm
-from workers.fetch import redis_settings
 
 pytestmark = pytest.mark.anyio
 ARXIV_ID = "2401.00001"
@@ -112,14 +114,14 @@ async def run_burst(settings: Settings, redis_url: str, sleeps: Sleeps | None = 
         await llm.startup(ctx)
 
     worker = Worker(
-        functions=llm.WorkerSettings.functions,
+        functions=llm.FUNCTIONS,
         queue_name=settings.llm_queue,
         redis_settings=redis_settings(redis_url),
         on_startup=startup,
         on_shutdown=llm.shutdown,
         burst=True,
         max_tries=llm.MAX_TRIES,
-        keep_result=llm.WorkerSettings.keep_result,
+        keep_result=llm.worker_settings(settings)["keep_result"],
         poll_delay=0.05,
         handle_signals=False,
     )
@@ -286,8 +288,8 @@ async def test_one_generation_two_readers_cached_once(
     seed(engine)
     settings = make_settings(fake_llm, engine, tmp_path, redis_key, redis_url)
     key = key_for(settings)
-    first = await faq_web.request_generation(pool, settings, key)
-    second = await faq_web.request_generation(pool, settings, key)
+    first = await faq_jobs.request_generation(pool, settings, key)
+    second = await faq_jobs.request_generation(pool, settings, key)
     assert (first.state, first.position) == ("queued", 0)
     assert (second.state, second.position) == ("queued", 0)
     assert await pool.zcard(settings.llm_queue) == 1
@@ -307,7 +309,7 @@ async def test_one_generation_two_readers_cached_once(
     assert row.prompt_hash == load_prompt(None).digest
     assert rows(engine) == 1
     # Queued again anyway (say, by a second site process): the job only re-announces it.
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     late = asyncio.create_task(read(settings, engine, key))
     worker = await run_burst(settings, redis_url)
     events = await asyncio.wait_for(late, 20)
@@ -320,12 +322,12 @@ async def test_a_request_while_running_joins_the_generation(
 ) -> None:
     fake_llm.inject(hold(after=2))
     key = key_for(settings)
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     early = asyncio.create_task(read(settings, sqlite_engine, key))
     worker = asyncio.create_task(run_burst(settings, redis_url))
     assert await asyncio.to_thread(fake_llm.held.wait, 10)
     # Mid-generation: the job is running, a second request joins it, no second job.
-    again = await faq_web.request_generation(pool, settings, key)
+    again = await faq_jobs.request_generation(pool, settings, key)
     assert again.state == "running"
     assert await pool.zcard(settings.llm_queue) == 1
     late = asyncio.create_task(read(settings, sqlite_engine, key))
@@ -352,7 +354,7 @@ async def test_job_retries_transient_failures(
 ) -> None:
     fake_llm.inject(*faults)
     key = key_for(settings)
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     sleeps = Sleeps()
     worker = await run_burst(settings, redis_url, sleeps)
     assert worker.jobs_complete == 1
@@ -371,7 +373,7 @@ async def test_a_cut_stream_resets_readers_and_caches_only_the_whole(
 ) -> None:
     fake_llm.inject(cut(after=4))
     key = key_for(settings)
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     reader = asyncio.create_task(read(settings, sqlite_engine, key))
     worker = await run_burst(settings, redis_url)
     events = await asyncio.wait_for(reader, 20)
@@ -390,7 +392,7 @@ async def test_a_stream_cut_every_time_fails_and_stores_nothing(
 ) -> None:
     fake_llm.inject(cut(after=2, times=settings.llm_max_attempts))
     key = key_for(settings)
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     reader = asyncio.create_task(read(settings, sqlite_engine, key))
     worker = await run_burst(settings, redis_url)
     events = await asyncio.wait_for(reader, 20)
@@ -399,9 +401,9 @@ async def test_a_stream_cut_every_time_fails_and_stores_nothing(
     assert len(fake_llm.completions()) == settings.llm_max_attempts
     assert rows(sqlite_engine) == 0  # nothing half-cached
     # The failure is visible to the next reader, and a new request starts afresh.
-    state = await faq_web.job_state(pool, settings, key)
+    state = await faq_jobs.job_state(pool, settings, key)
     assert state.state == "failed" and "attempts" in (state.message or "")
-    again = await faq_web.request_generation(pool, settings, key)
+    again = await faq_jobs.request_generation(pool, settings, key)
     assert again.state == "queued"
     await run_burst(settings, redis_url)
     events = await asyncio.wait_for(read(settings, sqlite_engine, key), 20)
@@ -414,7 +416,7 @@ async def test_a_refusal_is_reported_at_once(
 ) -> None:
     fake_llm.inject(status(400, message="This model's maximum context length is 8 tokens"))
     key = key_for(settings)
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     worker = await run_burst(settings, redis_url)
     assert worker.jobs_failed == 1
     events = await asyncio.wait_for(read(settings, sqlite_engine, key), 20)
@@ -429,7 +431,7 @@ async def test_a_vanished_job_ends_the_readers(
     """No worker will ever run it (say, the job was lost with its Redis): readers are told,
     instead of waiting for ever."""
     key = key_for(settings)
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     events = []
     async with asyncio.timeout(20):
         async for frame in faq_web.follow(settings, sqlite_engine, key):
@@ -448,7 +450,7 @@ async def test_the_answer_is_per_version_language_and_model(
     fake_llm: FakeLLM, settings: Settings, sqlite_engine: Engine, redis_url: str, pool: ArqRedis
 ) -> None:
     for lang in ("en", "zh"):
-        await faq_web.request_generation(pool, settings, key_for(settings, lang=lang))
+        await faq_jobs.request_generation(pool, settings, key_for(settings, lang=lang))
     await run_burst(settings, redis_url)
     assert len(fake_llm.completions()) == 2
     prompts = sorted(c.body["messages"][1]["content"] for c in fake_llm.completions())
@@ -476,13 +478,14 @@ def test_save_refuses_an_empty_answer(sqlite_engine: Engine) -> None:
 def test_worker_settings_are_the_llm_pools() -> None:
     from app.settings import get_settings
 
-    assert llm.WorkerSettings.queue_name == get_settings().llm_queue
-    assert [f.__name__ for f in llm.WorkerSettings.functions] == ["generate_faq"]
-    assert llm.WorkerSettings.keep_result == 0
+    worker_settings = llm.WorkerSettings  # what `arq workers.llm.WorkerSettings` reads
+    assert worker_settings["queue_name"] == get_settings().llm_queue
+    assert [f.__name__ for f in worker_settings["functions"]] == ["generate_faq"]
+    assert worker_settings["keep_result"] == 0
 
 
 def test_up_starts_the_llm_pool_only_when_configured(tmp_path: Path) -> None:
-    from app.supervisor import children
+    from app.cli.runtime.children import children
 
     off = children("127.0.0.1", 8000, Settings(data_dir=tmp_path))
     assert "llm worker" not in [c.name for c in off]
@@ -507,14 +510,14 @@ async def test_a_reader_resumes_after_its_last_event_id(
 ) -> None:
     """What a reconnecting EventSource gets with Last-Event-ID: only what followed."""
     key = key_for(settings)
-    await faq_web.request_generation(pool, settings, key)
+    await faq_jobs.request_generation(pool, settings, key)
     await run_burst(settings, redis_url)
     entries = await pool.xrange(key.stream_key(settings.llm_queue))
     assert len(entries) > 4
     seen = "".join(
-        faq_web._fields(fields)[1].get("text", "")
+        faq_jobs.entry_fields(fields)[1].get("text", "")
         for _, fields in entries[:4]
-        if faq_web._fields(fields)[0] == "delta"
+        if faq_jobs.entry_fields(fields)[0] == "delta"
     )
     resumed = [
         parsed

@@ -11,6 +11,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 
 from tests.fakes.arxiv_server import FakeArxiv, FakePaper, Request
 from workers.arxiv import ArxivClient, make_http_client
-from workers.politeness import RedisRateLimiter
+from workers.politeness import LocalRateLimiter, RedisRateLimiter
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERVAL = 0.2  # arXiv's 3 s, scaled down
@@ -298,3 +299,38 @@ def test_lease_of_a_killed_holder_expires(fake: FakeArxiv, redis_url: str, redis
 
     # The dead lease frees itself after its 0.5 s; the bound only catches a hang.
     assert asyncio.run(asyncio.wait_for(take_slot(), 20)) == 1
+
+
+# --- without Redis ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_local_limiter_spaces_starts_and_caps_connections() -> None:
+    limiter = LocalRateLimiter(min_interval=0.05, max_connections=2)
+    starts: list[float] = []
+    in_flight = most = 0
+
+    async def request() -> None:
+        nonlocal in_flight, most
+        async with limiter.slot():
+            starts.append(time.monotonic())
+            in_flight += 1
+            most = max(most, in_flight)
+            await asyncio.sleep(0.12)
+            in_flight -= 1
+
+    await asyncio.gather(*(request() for _ in range(5)))
+    assert most == 2
+    assert min(gaps_of(starts)) >= TOLERANCE * 0.05
+
+
+def gaps_of(starts: list[float]) -> list[float]:
+    ordered = sorted(starts)
+    return [b - a for a, b in itertools.pairwise(ordered)]
+
+
+def test_local_limiter_checks_its_arguments() -> None:
+    with pytest.raises(ValueError):
+        LocalRateLimiter(min_interval=-1)
+    with pytest.raises(ValueError):
+        LocalRateLimiter(min_interval=1, max_connections=0)

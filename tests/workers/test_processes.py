@@ -22,11 +22,13 @@ import redis
 from arq import Worker, create_pool, cron
 from sqlalchemy import Engine, func, select
 
+from app.cli.runtime.redis_server import find_server_binary
 from app.db import runs
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from app.db.models import Paper, PaperCategory, PaperVersion
-from app.redis_server import find_server_binary
+from app.jobs.connections import redis_settings
+from app.jobs.fetch import harvest_key
 from app.schedule import latest_listing_day, parse_holidays
 from app.settings import Settings
 from tests.fakes.arxiv_server import FakeArxiv
@@ -75,7 +77,7 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def enqueue(redis_url: str, queue: str, fn: str, *args: Any, job_id: str) -> None:
     async def go() -> None:
-        pool = await create_pool(fetch.redis_settings(redis_url))
+        pool = await create_pool(redis_settings(redis_url))
         try:
             await pool.enqueue_job(fn, *args, _job_id=job_id, _queue_name=queue)
         finally:
@@ -106,7 +108,7 @@ def test_worker_killed_mid_backfill_resumes_to_the_same_store(
     fake_arxiv.add_papers([paper(i, versions=1 + i % 3) for i in range(1, 15)], announce=False)
     fake_arxiv.oai_page_size = 2
     args = ("cs", "2026-01-01", "2026-12-31")
-    key = fetch.harvest_key(*args)
+    key = harvest_key(*args)
 
     # The reference: the same harvest, uninterrupted, in this process.
     ref_url = f"sqlite:///{tmp_path / 'reference.db'}"
@@ -115,7 +117,7 @@ def test_worker_killed_mid_backfill_resumes_to_the_same_store(
     ref_settings = fake_arxiv.settings(database_url=ref_url, fetch_pages_per_job=100)
 
     async def reference() -> None:
-        pool = await create_pool(fetch.redis_settings(redis_url))
+        pool = await create_pool(redis_settings(redis_url))
         ctx: dict[str, Any] = {"redis": pool, "settings": ref_settings, "job_try": 1}
         await fetch.startup(ctx)
         try:
@@ -257,7 +259,7 @@ def test_the_same_cron_job_on_two_workers_runs_once(redis_url: str) -> None:
                 functions=[],
                 cron_jobs=[cron(tick, second=set(range(60)))],
                 queue_name=queue,
-                redis_settings=fetch.redis_settings(redis_url),
+                redis_settings=redis_settings(redis_url),
                 handle_signals=False,
                 poll_delay=0.05,
                 keep_result=1,
@@ -282,7 +284,7 @@ def test_the_same_cron_job_on_two_workers_runs_once(redis_url: str) -> None:
     assert len(ran) >= 2  # several ticks happened …
     assert set(ran.values()) == {b"1"}  # … and each ran exactly once
     # The fetch pool's own cron jobs are unique in the same way.
-    assert all(job.unique for job in fetch.WorkerSettings.cron_jobs)
+    assert all(job.unique for job in fetch.CRON_JOBS)
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -21,17 +21,18 @@ from arq.jobs import Job
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from app import summaries
+from app.artifacts import summaries
 from app.cli import cli
+from app.cli.runtime.children import children
 from app.db import store
 from app.db.engine import make_engine
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord
+from app.jobs import summaries as ml_jobs
+from app.jobs.connections import redis_settings
+from app.jobs.queueing import JobRequest, scoped_job_id, submit
 from app.settings import Settings, get_settings
-from app.supervisor import children
 from tests.fakes.arxiv_server import FakeArxiv
 from tests.workers.test_fetch import DAY, paper, run_burst
-from workers import fetch
-from workers import summaries as ml_jobs
 
 
 @pytest.fixture
@@ -51,14 +52,14 @@ def settings(
 
 @pytest.fixture
 async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    redis = await create_pool(fetch.redis_settings(redis_url))
+    redis = await create_pool(redis_settings(redis_url))
     yield redis
     await redis.aclose()
 
 
 async def fetch_day(pool: ArqRedis, settings: Settings, redis_url: str, key: str) -> dict[str, Any]:
-    request = fetch.JobRequest("fetch_listing", ("cs.CL",), f"rss:cs.CL:{key}")
-    job = await fetch.submit(pool, settings, request)
+    request = JobRequest("fetch_listing", ("cs.CL",), f"rss:cs.CL:{key}")
+    job = await submit(pool, settings, request)
     assert job is not None
     worker = await run_burst(settings, redis_url)
     assert worker.jobs_complete == 1, worker.jobs_failed
@@ -97,10 +98,10 @@ async def test_with_a_checkpoint_the_day_is_queued_ahead(
     result = await fetch_day(pool, settings, redis_url, "a")
     assert result["summaries_queued"] is True
     queued = await ml_jobs_queued(pool, settings)
-    job_id = fetch.scoped_job_id(settings, f"summ:cs.CL:{DAY}:3", "ml")
+    job_id = scoped_job_id(settings, f"summ:cs.CL:{DAY}:3", "ml")
     function, args, score = queued[job_id]
     assert (function, args) == ("summarize_listing", (DAY.isoformat(), "cs.CL"))
-    # Ahead of any back-catalogue job queued now (see workers.summaries).
+    # Ahead of any back-catalogue job queued now (see app.jobs.summaries).
     assert score < (datetime.now(UTC) - timedelta(days=300)).timestamp() * 1000
     # Fetching the same list again asks for nothing new: the request collapses.
     again = await fetch_day(pool, settings, redis_url, "b")
@@ -171,7 +172,7 @@ def queued_now(settings: Settings) -> list[tuple[str, tuple[Any, ...], float]]:
     """`ml_jobs_queued` from synchronous code (the CLI runs its own event loop)."""
 
     async def read() -> list[tuple[str, tuple[Any, ...], float]]:
-        redis = await create_pool(fetch.redis_settings(settings.redis_url))
+        redis = await create_pool(redis_settings(settings.redis_url))
         try:
             return list((await ml_jobs_queued(redis, settings)).values())
         finally:
@@ -192,7 +193,7 @@ def test_reindex_summaries_queues_the_back_fill_newest_first(cli_env: Settings) 
     assert [(f, len(a[0])) for f, a, _s in queued] == [("summarize_ids", 8), ("summarize_ids", 1)]
     assert queued[0][1][0][:2] == ["2607.00009", "2607.00008"]  # newest first
     assert queued[1][1][0] == ["2607.00001"]
-    # Back-catalogue jobs come after any day's list (see workers.summaries).
+    # Back-catalogue jobs come after any day's list (see app.jobs.summaries).
     assert queued[0][2] > (datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1000
 
     again = run("reindex", "--summaries")

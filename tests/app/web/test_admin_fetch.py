@@ -11,8 +11,8 @@ import pytest
 from arq import create_pool
 from fastapi.testclient import TestClient
 
+from app.jobs.connections import redis_settings
 from app.settings import Settings
-from workers import fetch
 
 REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "s3cret-admin-token"
@@ -38,7 +38,7 @@ def client(site_settings: Callable[..., Settings], queue: str) -> Iterator[TestC
 
 def queued(queue: str) -> int:
     async def go() -> int:
-        pool = await create_pool(fetch.redis_settings(REDIS_URL))
+        pool = await create_pool(redis_settings(REDIS_URL))
         try:
             return int(await pool.zcard(queue))
         finally:

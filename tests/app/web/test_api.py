@@ -24,6 +24,7 @@ from app.db.migrate import upgrade
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord, VenuePaperRecord
 from app.settings import Settings, get_settings
 from app.web import api
+from app.web.http import encode_page_token, fingerprint
 from app.web.middleware import install
 
 FIRST_DAY = date(2025, 1, 6)
@@ -239,13 +240,13 @@ def test_tampered_or_foreign_page_tokens_are_400(client: TestClient) -> None:
 
 def test_signed_token_with_bad_position_is_400(db_env: Settings, client: TestClient) -> None:
     """Even a correctly signed token (e.g. signed with a leaked key) cannot cause a 500."""
-    filters = api._fingerprint([], None, None)
+    filters = fingerprint([], None, None)
     for position in ([], ["not-a-date", "x"], ["2025-01-01", 5], [1, 2], "x"):
-        token = api.encode_page_token(db_env, "papers", filters, position)  # type: ignore[arg-type]
+        token = encode_page_token(db_env, "papers", filters, position)  # type: ignore[arg-type]
         assert_error(client.get("/api/v1/papers", params={"page_token": token}), 400)
-    venue_filters = api._fingerprint("iclr2025")
+    venue_filters = fingerprint("iclr2025")
     for position in (["1"], [1.5], [True], [1, 2]):
-        token = api.encode_page_token(db_env, "venue", venue_filters, position)
+        token = encode_page_token(db_env, "venue", venue_filters, position)
         assert_error(client.get("/api/v1/venues/iclr2025", params={"page_token": token}), 400)
 
 
@@ -442,9 +443,9 @@ def test_docs_page_gets_a_csp_that_lets_it_run(client: TestClient) -> None:
 
 
 def test_access_log_line(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="papershelf.access"):
+    with caplog.at_level(logging.INFO, logger="app.web.middleware"):
         client.get("/api/v1/papers/2501.00001", headers={"X-Request-ID": "req-1"})
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "papershelf.access"]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "app.web.middleware"]
     assert lines[-1]["route"] == "/api/v1/papers/{arxiv_id:path}"
     assert lines[-1]["status"] == 200 and lines[-1]["request_id"] == "req-1"
     assert lines[-1]["method"] == "GET" and lines[-1]["ms"] >= 0
@@ -562,7 +563,7 @@ def test_rate_limit_429(db_env: Settings) -> None:
 
 
 def test_rate_limit_shared_through_redis(db_env: Settings, tmp_path: Path) -> None:
-    from app.redis_server import EmbeddedRedis
+    from app.cli.runtime.redis_server import EmbeddedRedis
 
     with EmbeddedRedis(tmp_path / "redis") as server:
         settings = _limited_settings(db_env, redis_url=server.url)

@@ -23,9 +23,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.db import faqs, store
+from app.artifacts import faqs
+from app.artifacts.faqs import FaqKey
+from app.db import store
 from app.db.engine import make_engine
-from app.faq import FaqKey
 from app.ingest.records import PaperRecord
 from app.settings import Settings, get_settings
 from tests.conftest import need
@@ -38,14 +39,15 @@ BASE = f"/api/v1/papers/{ID}/faq"
 
 
 def make_app() -> FastAPI:
-    """The FAQ, API and pages routers with app.main's lifespan, error handlers and the
+    """The FAQ pages, API and pages routers with app.main's lifespan, error handlers and the
     middleware (its own metrics registry, no rate limit: these tests are not abuse)."""
     from app.main import _http_error, _validation_error, lifespan
-    from app.web import api, faq, pages
+    from app.web import api, pages
     from app.web.middleware import install
+    from app.web.pages import faq as faq_pages
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(faq.router)
+    app.include_router(faq_pages.router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

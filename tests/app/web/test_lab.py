@@ -73,7 +73,7 @@ def lab_client(
 ) -> Iterator[TestClient]:
     pytest.importorskip("torch")
     from app.settings import get_settings
-    from tests.ml.test_pictures import build_tiny_models
+    from tests.workers.test_ml_pictures import build_tiny_models
 
     models = build_tiny_models(
         tmp_path_factory.getbasetemp() / "tiny-picture-models", shared_data / "images"

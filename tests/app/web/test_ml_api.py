@@ -29,7 +29,7 @@ from PIL import Image
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import thumbnails
+from app.artifacts import thumbnails
 from app.db import store
 from app.db.engine import make_engine
 from app.ingest.records import PaperRecord
@@ -78,7 +78,7 @@ def seed_paper(database_url: str) -> None:
 
 
 class PoolThread:
-    """The real ML worker (ml.worker's WorkerSettings, start-up and jobs) polling in a
+    """The real ML worker (workers.ml's WorkerSettings, start-up and jobs) polling in a
     thread of its own, as `papershelf worker --pool ml` would in a process."""
 
     def __init__(self, settings: Settings) -> None:
@@ -91,8 +91,8 @@ class PoolThread:
         from arq import Worker
         from arq.worker import get_kwargs
 
-        from ml import worker as ml_worker
-        from workers.fetch import redis_settings
+        from app.jobs.connections import redis_settings
+        from workers import ml as ml_worker
 
         settings = self.settings
 
@@ -169,15 +169,16 @@ def configure(site_settings: Callable[..., Settings]) -> Callable[..., Settings]
 
 
 def make_app() -> FastAPI:
-    """The ML API, lab, API and pages routers with app.main's lifespan, error handlers and
-    middleware (its own metrics registry, no rate limit: these tests are not abuse)."""
+    """The API (its ML routes included), lab and pages routers with app.main's lifespan,
+    error handlers and middleware (its own metrics registry, no rate limit: these tests are
+    not abuse)."""
     from app.main import _http_error, _validation_error, lifespan
     from app.settings import get_settings
-    from app.web import api, lab, ml_api, pages
+    from app.web import api, lab, pages
     from app.web.middleware import install
 
     app = FastAPI(lifespan=lifespan)
-    for router in (ml_api.router, lab.router, api.router, pages.router):
+    for router in (api.router, lab.router, pages.router):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
@@ -328,7 +329,7 @@ def ml_client(
 ) -> Iterator[TestClient]:
     pytest.importorskip("torch")
     from app.settings import get_settings
-    from tests.ml.test_pictures import build_tiny_models
+    from tests.workers.test_ml_pictures import build_tiny_models
 
     models = build_tiny_models(
         tmp_path_factory.getbasetemp() / "tiny-picture-models", shared_data / "images"
@@ -423,7 +424,7 @@ def test_a_pool_without_the_model_or_too_busy_is_refused(
 ) -> None:
     """A live worker (its health key) announcing only a diffusion model: a tokenizer job is
     refused at once; a job nobody takes in time is a timeout that says it is still queued."""
-    from workers import pictures as pool
+    from app.jobs import pictures as pool
 
     settings = configure()
     with redis.Redis.from_url(REDIS_URL) as client:

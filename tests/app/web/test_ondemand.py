@@ -52,7 +52,7 @@ def queued(queue: str) -> list[tuple[str, tuple, str | None]]:
 
     from arq import create_pool
 
-    from workers.fetch import redis_settings
+    from app.jobs.connections import redis_settings
 
     async def read() -> list[tuple[str, tuple, str | None]]:
         pool = await create_pool(redis_settings(REDIS_URL))
@@ -66,7 +66,8 @@ def queued(queue: str) -> list[tuple[str, tuple, str | None]]:
 
 
 def test_unknown_id_is_queued_and_the_page_refreshes(client: TestClient, queue: str) -> None:
-    from workers.fetch import ids_job_id, scoped_job_id
+    from app.jobs.fetch import ids_job_id
+    from app.jobs.queueing import scoped_job_id
 
     page = assert_html(client.get("/arxiv/2501.99999v2"), 202)
     assert "Fetching from arXiv…" in page and "2501.99999" in page
@@ -93,7 +94,7 @@ def test_partly_known_list_shows_what_it_has(client: TestClient, queue: str) -> 
 
 
 def test_refreshing_stops_after_a_while(client: TestClient, queue: str) -> None:
-    from app.web.pages import FETCH_MAX_WAITS
+    from app.web.pages.papers import FETCH_MAX_WAITS
 
     r = client.get("/arxiv/2501.99999", params={"wait": str(FETCH_MAX_WAITS)})
     page = assert_html(r, 404)

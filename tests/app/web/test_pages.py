@@ -21,7 +21,6 @@ from app.db import store
 from app.db.engine import make_engine
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord, VenuePaperRecord
 from app.settings import Settings
-from app.web import pages
 
 D1, D2 = date(2026, 3, 2), date(2026, 3, 3)
 EVIL_TITLE = '<script>alert("owned")</script> Attacks & defences for $x^2$'
@@ -260,7 +259,7 @@ def test_math_rendered_and_everything_else_escaped(client: TestClient) -> None:
 
 
 def test_unsafe_tex_falls_back_to_source() -> None:
-    from app.web.pages import rich
+    from app.web.markup import rich
 
     out = str(rich(r"a $\text{<script>x</script>}$ b $\href{javascript:x}{y}$"))
     assert "<script" not in out and "javascript" not in out
@@ -434,7 +433,8 @@ def test_listing_etag_304_and_invalidation(client: TestClient) -> None:
     rec.title = "Sparse attention, revised"
     with engine.begin() as conn:
         store.upsert_papers(conn, [rec])
-    pages._VERSIONS.clear()  # what VERSION_TTL (2 s) would do on its own
+    # What VERSION_TTL (2 s) would do on its own:
+    client.app.state.page_cache.forget_versions()  # type: ignore[attr-defined]
     changed = client.get("/arxiv/cs.CL+cs.LG", headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag

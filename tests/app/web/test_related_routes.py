@@ -14,11 +14,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from app import related as rel
+from app.artifacts import related as rel
 from app.db import store
 from app.web import api, pages
 from app.web import related as related_web
-from tests.app.test_related import records
+from app.web.pages.cache import PageCache
+from app.web.templating import TEMPLATES, install_filters
+from tests.app.artifacts.test_related import records
 
 EVIL = '<script>alert("x")</script> protein folding'
 
@@ -28,7 +30,9 @@ def make_app(engine: Engine) -> FastAPI:
     app.include_router(related_web.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    install_filters(TEMPLATES.env)
     app.state.engine = engine
+    app.state.page_cache = PageCache()
     return app
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from app import summaries
+from app.artifacts import summaries
 from app.db import store
 from app.db.engine import make_engine
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord

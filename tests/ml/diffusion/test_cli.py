@@ -8,7 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ml.cli import cli
+from tests.ml.conftest import ml_cli
+
+cli = ml_cli()
 
 
 def _run(*args: str):  # type: ignore[no-untyped-def]

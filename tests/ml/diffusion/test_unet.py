@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ml import checkpoints
 from ml.diffusion import checkpoint
 from ml.diffusion.denoiser import Denoiser
 from ml.diffusion.train import edm_loss
@@ -89,10 +90,10 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch() -> None:
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     model = _trained_a_little(TINY_GREY)
-    assert not checkpoint.checkpoint_present(tmp_path)
+    assert not checkpoints.checkpoint_present(tmp_path)
     v1 = checkpoint.save(tmp_path, model, {"dataset": "fashion", "steps": 1})
-    assert v1.startswith("diffusion-fashion-") and checkpoint.checkpoint_present(tmp_path)
-    assert checkpoint.read_version(tmp_path) == v1
+    assert v1.startswith("diffusion-fashion-") and checkpoints.checkpoint_present(tmp_path)
+    assert checkpoints.read_version(tmp_path) == v1
     loaded, ckpt = checkpoint.load_denoiser(tmp_path)
     assert ckpt.version == v1 and ckpt.config == TINY_GREY and ckpt.meta["steps"] == 1
     x, sigma = torch.randn(2, *TINY_GREY.shape), torch.tensor([0.5, 5.0])
@@ -140,7 +141,7 @@ def test_loaded_diffusion_is_deterministic_per_seed(tmp_path: Path) -> None:
     checkpoint.save(tmp_path, model, {"dataset": "fashion"})
     loaded = LoadedDiffusion.load(tmp_path, device="cpu")
     assert loaded.shape == (1, 32, 32)
-    assert loaded.version == checkpoint.read_version(tmp_path)
+    assert loaded.version == checkpoints.read_version(tmp_path)
     a = loaded.sample([1, 2, 3], "ddim", 3)
     b = loaded.sample([3, 1], "ddim", 3)
     assert a.dtype == "uint8" and a.shape == (3, 32, 32, 1)
@@ -157,9 +158,10 @@ def test_loaded_diffusion_is_deterministic_per_seed(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(shared_data: Path, tmp_path: Path) -> None:
-    from ml.diffusion.train import STATE, DiffusionTrainConfig, Reporter, train_diffusion
+    from ml.diffusion.train import STATE, DiffusionTrainConfig, train_diffusion
+    from ml.progress import Quiet
 
-    class StopAt(Reporter):
+    class StopAt(Quiet):
         def __init__(self, step: int) -> None:
             self.step, self.done = step, 0
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ml.cli import cli
 from ml.fsq.cli import parse_levels
+from tests.ml.conftest import ml_cli
 
 runner = CliRunner()
+cli = ml_cli()
 
 
 def test_parse_levels() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.fsq import checkpoint_present
+from ml.checkpoints import checkpoint_present
 from ml.fsq.autoencoder import Tokenizer, TokenizerConfig
 from ml.fsq.evaluate import codebook_stats, evaluate, psnr
 from ml.fsq.inference import LoadedTokenizer

@@ -1,0 +1,88 @@
+"""`papershelf import`: arXiv data and venue lists from files, with a report per file."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.cli.console import err, fail, out
+from app.cli.db import open_engine
+from app.settings import get_settings
+
+# Import finished, but invalid records were skipped (each reported with file:line).
+EXIT_PARTIAL = 3
+
+commands = typer.Typer()
+
+
+@commands.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="Files in any supported format (.gz ok).")],
+    venue: Annotated[str | None, typer.Option(help="Import venue lists under this name.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=20000)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Import arXiv data (API Atom, OAI-PMH, RSS/Atom feeds, JSON Lines, Kaggle snapshot) or
+    venue lists; the format is detected from the content."""
+    # The parsers and the store load here, not at start-up (see app.cli.db).
+    from app.importer import import_file
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise fail(f"no such file: {', '.join(missing)}")
+    engine = open_engine()
+    size = batch_size or get_settings().import_batch_size
+    reports = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+    ) as progress:
+        for path in files:
+            task = progress.add_task(path.name, total=None)
+            reports.append(
+                import_file(
+                    engine,
+                    path,
+                    venue=venue,
+                    batch_size=size,
+                    on_page=partial(progress.advance, task),
+                )
+            )
+    if as_json:
+        out.print_json(json.dumps([r.to_json() for r in reports]))
+    else:
+        for r in reports:
+            if r.failed:
+                if r.papers or r.venue_papers:
+                    err.print(
+                        f"stopped: {r.failed}; the {r.papers + r.venue_papers} records before "
+                        "that point were imported (re-running the import is safe)",
+                        markup=False,
+                    )
+                else:
+                    err.print(f"rejected {r.failed} (nothing imported from it)", markup=False)
+                continue
+            what = (
+                f"{r.venue_papers} venue papers"
+                if r.format == "venue-json"
+                else f"{r.papers} papers: {r.inserted} new, {r.updated} updated, "
+                f"{r.unchanged} unchanged; {r.announcements} new announcements"
+            )
+            out.print(f"{r.path} ({r.format}) {what}; {r.linked} venue links", markup=False)
+            for e in r.errors[:20]:
+                err.print(f"  skipped {e}", markup=False, highlight=False)
+            if len(r.errors) > 20:
+                err.print(f"  … and {len(r.errors) - 20} more skipped records")
+    if any(r.failed for r in reports):
+        raise typer.Exit(1)
+    if any(r.errors for r in reports):
+        raise typer.Exit(EXIT_PARTIAL)

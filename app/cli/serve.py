@@ -1,0 +1,102 @@
+"""The long-running verbs: `papershelf serve` (the site), `worker` (one arq pool) and `up`
+(everything, under a supervisor)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import typer
+
+from app.cli.console import fail
+from app.cli.db import open_engine
+from app.settings import get_settings
+
+# uvicorn, arq and the pools' code are imported inside the commands: each loads only what it
+# runs (and start-up stays fast, see app.cli.db); the ML pool only once torch and a
+# checkpoint are known to be there, so that the CLI stays torch-free.
+
+commands = typer.Typer()
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+@commands.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    reload: bool = False,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True,
+) -> None:
+    """Serve the site and the API (no workers; see `papershelf up`)."""
+    import uvicorn
+
+    open_engine(migrate=migrate)
+    uvicorn.run("app.main:app", host=host, port=port, reload=reload)
+
+
+@commands.command()
+def up(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run everything: the site, a fetch worker (and the ML worker when installed), with an
+    embedded Redis when PAPERSHELF_REDIS_URL is unset. Ctrl+C stops it all."""
+    from app.cli.runtime.supervisor import Supervisor
+
+    _log_to_stderr()
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    open_engine()  # migrate once, before any child starts
+    raise typer.Exit(Supervisor(settings, host, port).run())
+
+
+@commands.command()
+def worker(
+    pool: Annotated[
+        str,
+        typer.Option(
+            help="Which pool: fetch, ml (the ML extra and a checkpoint) or llm (the FAQ; "
+            "needs PAPERSHELF_LLM_BASE_URL)."
+        ),
+    ],
+    burst: Annotated[bool, typer.Option(help="Run queued jobs, then exit.")] = False,
+) -> None:
+    """Run an arq worker for one pool."""
+    _log_to_stderr()
+    pool_settings = _pool_settings(pool)
+    from arq.worker import get_kwargs
+
+    from app.jobs.connections import redis_settings
+    from workers.pool import ResilientWorker
+
+    open_engine()
+    kwargs: dict[str, Any] = {
+        **get_kwargs(pool_settings),
+        "redis_settings": redis_settings(get_settings().redis_url),
+        "burst": burst,
+    }
+    ResilientWorker(**kwargs).run()
+
+
+def _pool_settings(pool: str) -> Any:
+    """One pool's arq settings (a class or a dict: arq's `get_kwargs` reads either), after
+    checking that the pool can run here."""
+    if pool == "fetch":
+        from workers import fetch
+
+        return fetch.WorkerSettings
+    if pool == "ml":
+        from app.cli.runtime.children import ml_unavailable
+
+        if reason := ml_unavailable(get_settings()):
+            raise fail(reason)
+        from workers import ml
+
+        return ml.WorkerSettings
+    if pool == "llm":
+        if not get_settings().llm_base_url:
+            raise fail("the LLM pool needs an endpoint: set PAPERSHELF_LLM_BASE_URL")
+        from workers import llm
+
+        return llm.WorkerSettings
+    raise fail(f"unknown pool {pool!r} (expected fetch, ml or llm)")

@@ -1,0 +1,28 @@
+"""Rebuilding, in bulk, what is derived from the stored papers (`papershelf reindex`): the
+search index, the venue papers' links to arXiv, and the related-paper keywords.
+
+Part of the domain: imports the store, the search package and the derived artifacts only.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from app.artifacts import related
+from app.db import store
+from app.search import backend_for
+
+
+def rebuild_search_index(engine: Engine) -> int:
+    """Rebuild the search index and re-link venue papers to arXiv, in one transaction.
+    Returns the number of venue papers linked."""
+    with engine.begin() as conn:
+        backend_for(conn).rebuild(conn)
+        return store.link_venues(conn)
+
+
+def build_related_keywords(engine: Engine) -> int:
+    """Rebuild the TF-IDF keywords behind [Related], in one transaction. Returns the number
+    of papers that got keywords."""
+    with engine.begin() as conn:
+        return related.build(conn)

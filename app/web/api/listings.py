@@ -1,0 +1,149 @@
+"""Listings: arXiv's taxonomy with paper counts, announcement days, and a day's list for a
+category expression."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from sqlalchemy import func, select
+
+from app.db.models import Announcement, PaperCategory
+from app.listing import (
+    InvalidExpression,
+    day_listing,
+    latest_day,
+    next_day,
+    parse_expression,
+    parse_keywords,
+    previous_day,
+)
+from app.taxonomy import get_taxonomy
+from app.web.api import params
+from app.web.api.schemas import (
+    ArchiveOut,
+    CategoriesOut,
+    CategoryOut,
+    DayOut,
+    DaysOut,
+    GroupOut,
+    ListingOut,
+    ListingSectionOut,
+)
+from app.web.deps import ConnDep
+from app.web.errors import API_ERRORS, ApiRoute, documented
+from app.web.http import LISTING_CACHE, NOT_MODIFIED, cached_json
+
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS, route_class=ApiRoute)
+
+categories_t = PaperCategory.__table__
+announcements_t = Announcement.__table__
+
+
+@router.get("/categories", tags=["listings"], response_model=CategoriesOut, responses=NOT_MODIFIED)
+def api_categories(request: Request, conn: ConnDep) -> Response:
+    """arXiv's taxonomy (groups → archives → categories) with papers per category."""
+    counts: dict[str, int] = dict(
+        conn.execute(
+            select(categories_t.c.category, func.count()).group_by(categories_t.c.category)
+        ).all()
+    )
+    groups = []
+    for node in get_taxonomy().tree():
+        archives = []
+        for arch in node.archives:
+            cats = [
+                CategoryOut(id=c.id, name=c.name, papers=counts.get(c.id, 0))
+                for c in arch.categories
+            ]
+            archives.append(
+                ArchiveOut(
+                    id=arch.archive.id,
+                    name=arch.archive.name,
+                    papers=sum(c.papers for c in cats),
+                    categories=cats,
+                )
+            )
+        groups.append(GroupOut(id=node.group.id, name=node.group.name, archives=archives))
+    return cached_json(request, CategoriesOut(groups=groups), LISTING_CACHE)
+
+
+@router.get("/days", tags=["listings"], response_model=DaysOut, responses=NOT_MODIFIED)
+def api_days(
+    request: Request,
+    conn: ConnDep,
+    category: Annotated[
+        list[str], Query(description="Category or archive id; none means every category")
+    ] = [],  # noqa: B006 - FastAPI copies defaults
+    date_from: params.DateFrom = None,
+    date_to: params.DateTo = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Announcement days, newest first, with the number of papers announced in the
+    categories (new, cross-lists and replacements; each paper once per day)."""
+    cats = params.categories(category)
+    params.date_range(date_from, date_to)
+    day = announcements_t.c.day
+    where: list[Any] = []
+    if cats:
+        where.append(announcements_t.c.category.in_(cats))
+    if date_from:
+        where.append(day >= date_from)
+    if date_to:
+        where.append(day <= date_to)
+    rows = conn.execute(
+        select(day, func.count(func.distinct(announcements_t.c.arxiv_id)))
+        .where(*where)
+        .group_by(day)
+        .order_by(day.desc())
+        .limit(limit)
+    ).all()
+    out = DaysOut(categories=cats, days=[DayOut(day=d, papers=n) for d, n in rows])
+    return cached_json(request, out, LISTING_CACHE)
+
+
+@router.get(
+    "/listings/{expression}",
+    tags=["listings"],
+    response_model=ListingOut,
+    responses={**NOT_MODIFIED, 400: documented("Invalid expression, date, sort or keywords")},
+)
+def api_listing(
+    request: Request,
+    conn: ConnDep,
+    expression: Annotated[str, Path(max_length=500, description="e.g. cs.AI+cs.LG-cs.CY")],
+    day: Annotated[date | None, Query(alias="date", description="default: latest day")] = None,
+    sort: Annotated[Literal["order", "popularity", "keywords"], Query()] = "order",
+    kw: Annotated[str, Query(max_length=500, description="comma-separated keywords")] = "",
+) -> Response:
+    """A day's list for a category expression (`,`/`+` union, `-` exclusion, archives
+    expand, aliases merge): each paper once, in sections new / cross-lists / replacements."""
+    try:
+        expr = parse_expression(expression)
+    except InvalidExpression as exc:
+        raise HTTPException(400, str(exc)) from None
+    shown = day or latest_day(conn, expr)
+    keywords = parse_keywords(kw)
+    listing = day_listing(conn, expr, shown, sort=sort, keywords=keywords) if shown else None
+    if day is not None and (listing is None or listing.total == 0):
+        raise HTTPException(404, f"no papers for {expr.canonical()} were announced on {day}")
+    out = ListingOut(
+        expression=expr.canonical(),
+        day=shown,
+        previous_day=previous_day(conn, expr, shown) if shown else None,
+        next_day=next_day(conn, expr, shown) if shown else None,
+        summary=listing.summary if listing else "0 papers",
+        total=listing.total if listing else 0,
+        sort=sort,
+        sections=[
+            ListingSectionOut(
+                key=sec.key,
+                title=sec.title,
+                count=sec.count,
+                papers=[p.to_json() for p in sec.papers],
+            )
+            for sec in (listing.sections if listing else [])
+        ],
+    )
+    return cached_json(request, out, LISTING_CACHE)

@@ -1,0 +1,40 @@
+"""Full-text search over the papers (the search backend of the store's database)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from app.search import search_papers
+from app.web.api import params
+from app.web.api.schemas import SearchOut
+from app.web.deps import ConnDep
+from app.web.errors import API_ERRORS, ApiRoute
+
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS, route_class=ApiRoute)
+
+
+@router.get("/search", tags=["search"], response_model=SearchOut)
+def api_search(
+    conn: ConnDep,
+    q: Annotated[str, Query(max_length=10_000)],
+    category: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    date_from: params.DateFrom = None,
+    date_to: params.DateTo = None,
+    sort: Literal["relevance", "date"] = "relevance",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+) -> dict[str, Any]:
+    params.check_category_count(category)
+    page = search_papers(
+        conn,
+        q,
+        categories=category,
+        date_from=date_from,
+        date_to=date_to,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    return {"query": q, **page.to_json()}
