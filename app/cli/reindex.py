@@ -141,7 +141,7 @@ def _summaries_inline(settings: Settings, engine: Engine, *, limit: int | None) 
         raise fail(reason)
     if not checkpoint_present(settings.summarizer_path_resolved):
         raise fail(missing_checkpoint(settings.summarizer_path_resolved))
-    from workers.ml import summarize_inline
+    from workers.ml.summaries import summarize_inline
 
     with _progress("TL;DRs") as progress:
         task = progress.add_task("tldr", total=limit)
@@ -210,7 +210,7 @@ def _thumbnails_inline(settings: Settings, engine: Engine, *, limit: int | None)
             f"nor a diffusion model at {settings.diffusion_path_resolved} (run `papershelf "
             "ml train-fsq` or `papershelf ml train-diffusion`)"
         )
-    from workers.ml import thumbnails_inline
+    from workers.ml.pictures import thumbnails_inline
 
     with _progress("thumbnails") as progress:
         task = progress.add_task("thumbnails", total=limit)

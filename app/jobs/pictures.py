@@ -1,4 +1,4 @@
-"""Queueing picture jobs for the ML pool (workers/ml.py) by function name, and calling its
+"""Queueing picture jobs for the ML pool (workers/ml/) by function name, and calling its
 interactive jobs from the web, so nothing but that pool imports torch.
 
 Two kinds of job:

@@ -1,4 +1,4 @@
-"""Queueing TL;DR jobs for the ML pool (workers/ml.py) by function name, from the fetch pool
+"""Queueing TL;DR jobs for the ML pool (workers/ml/) by function name, from the fetch pool
 and the CLI, so nothing but that pool imports the model code or torch.
 
 Priorities: the ML worker takes jobs in arq's order, lowest score first, where a job's score

@@ -7,7 +7,7 @@ Three panels, each saying what it lacks instead of failing:
 - the same noise (seeds 0 and 1) sampled by every solver at NFE 3, 5 and 9, with timings;
 - the TL;DRs of one paper (`?id=`, default the newest) by the summarizer trained with
   cross-entropy and by the one trained with EMO, when checkpoints of both exist.
-The job is `lab_compare` (workers/ml.py); nothing here imports torch.
+The job is `lab_compare` (workers/ml/); nothing here imports torch.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ from app.jobs.queueing import submit
 from app.settings import Settings
 from tests.workers import conftest as worker_fixtures
 from workers import ml as ml_worker
+from workers.ml import lifecycle as ml_lifecycle
+from workers.ml import models as ml_models
+from workers.ml import summaries as ml_summaries
 
 # The pool loads its models (torch) at start-up: the ML extra is needed.
 pytest.importorskip("torch", reason="the ML extra is not installed")
@@ -103,7 +106,7 @@ async def run_burst(settings: Settings, summarizer: FakeSummarizer | None) -> Wo
         ctx["settings"] = settings
         if summarizer is not None:
             ctx["load_summarizer"] = lambda _settings: summarizer
-        await ml_worker.startup(ctx)
+        await ml_lifecycle.startup(ctx)
 
     worker = Worker(
         **{
@@ -244,8 +247,8 @@ async def test_ids_job_skips_unknown_ids(
 
 def test_no_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    with pytest.raises(ml_worker.SummarizerMissing, match="papershelf ml train-summarizer"):
-        ml_worker.load_summarizer(settings)
+    with pytest.raises(ml_models.SummarizerMissing, match="papershelf ml train-summarizer"):
+        ml_models.load_summarizer(settings)
 
 
 def test_inline_back_fill(sqlite_engine: Engine, tmp_path: Path) -> None:
@@ -253,9 +256,9 @@ def test_inline_back_fill(sqlite_engine: Engine, tmp_path: Path) -> None:
     settings = make_settings(sqlite_engine, tmp_path, "redis://unused")
     seed(sqlite_engine, [rec(1), rec(2), rec(3, day=OLD_DAY)])
     fake = FakeSummarizer()
-    done = ml_worker.summarize_inline(settings, sqlite_engine, summarizer=fake, limit=2)
+    done = ml_summaries.summarize_inline(settings, sqlite_engine, summarizer=fake, limit=2)
     assert done == {"model": "fake-1", "pending": 2, "written": 2}
-    done = ml_worker.summarize_inline(settings, sqlite_engine, summarizer=fake)
+    done = ml_summaries.summarize_inline(settings, sqlite_engine, summarizer=fake)
     assert done == {"model": "fake-1", "pending": 1, "written": 1}
     assert fake.calls == [["P2", "P1"], ["P3"]]
     with sqlite_engine.connect() as conn:

@@ -34,6 +34,9 @@ from app.jobs.queueing import JobRequest, submit
 from app.settings import Settings
 from tests.workers import conftest as worker_fixtures
 from workers import ml as ml_worker
+from workers.ml import lifecycle as ml_lifecycle
+from workers.ml import models as ml_models
+from workers.ml import pictures as ml_pictures
 
 # The pool and the tiny checkpoints need torch: the ML extra.
 pytest.importorskip("torch", reason="the ML extra is not installed")
@@ -155,7 +158,7 @@ async def run_burst(settings: Settings, **ctx_extra: Any) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
         ctx.update(ctx_extra)
-        await ml_worker.startup(ctx)
+        await ml_lifecycle.startup(ctx)
 
     worker = Worker(
         **{
@@ -367,12 +370,12 @@ async def test_a_fetched_pdf_becomes_fsq_tokens(
     tok = LoadedTokenizer.load(tiny_models["fsq"], "cpu")
     assert pdf.model_version == tok.version
     grid = thumbnails.unpack_tokens(pdf.tokens, 16, 16)
-    assert ml_worker.to_png(tok.decode(np.asarray([grid]))[0]) == pdf.png
+    assert ml_pictures.to_png(tok.decode(np.asarray([grid]))[0]) == pdf.png
 
     # A new paper version makes the PDF thumbnail stale; a placeholder never replaces it.
     seed(sqlite_engine, [rec(1, version=2)])
     with sqlite_engine.connect() as conn:
-        versions = ml_worker.thumbnail_versions(ml_worker.load_picture_models(settings), settings)
+        versions = ml_models.thumbnail_versions(ml_models.load_picture_models(settings), settings)
         assert [p.arxiv_id for p in thumbnails.pending_for_ids(conn, ["2607.00001"], versions)] == [
             "2607.00001"
         ]
@@ -388,10 +391,10 @@ def test_grey_samples_are_scaled_up_for_display() -> None:
 
     grey = np.zeros((32, 32, 1), dtype=np.uint8)
     grey[:16] = 200
-    img = png_image(ml_worker.to_png(grey))
+    img = png_image(ml_pictures.to_png(grey))
     assert (img.size, img.mode) == ((64, 64), "RGB")
     assert img.getpixel((0, 31)) == (200, 200, 200) and img.getpixel((0, 32)) == (0, 0, 0)
-    rgb = png_image(ml_worker.to_png(np.full((64, 64, 3), 7, dtype=np.uint8)))
+    rgb = png_image(ml_pictures.to_png(np.full((64, 64, 3), 7, dtype=np.uint8)))
     assert rgb.size == (64, 64) and rgb.getpixel((5, 5)) == (7, 7, 7)
 
 
@@ -492,8 +495,8 @@ async def test_the_pool_starts_with_any_one_model(
     assert "amed_plugin" in announced["diffusion"]["solvers"]
 
     nothing = make_settings(sqlite_engine, tmp_path, redis_url, {})
-    with pytest.raises(ml_worker.NoModel, match=r"train-summarizer.*train-fsq.*train-diffusion"):
-        await ml_worker.startup({"settings": nothing, "redis": pool})
+    with pytest.raises(ml_models.NoModel, match=r"train-summarizer.*train-fsq.*train-diffusion"):
+        await ml_lifecycle.startup({"settings": nothing, "redis": pool})
 
 
 async def test_lab_job(
@@ -530,14 +533,14 @@ def test_turning_pdfs_on_upgrades_placeholders(
     after `thumbnail_pdf_retry_days`."""
     off = make_settings(sqlite_engine, tmp_path, "redis://unused", tiny_models)
     seed(sqlite_engine, [rec(1), rec(2)])
-    assert ml_worker.thumbnails_inline(off, sqlite_engine)["written"] == 2
+    assert ml_pictures.thumbnails_inline(off, sqlite_engine)["written"] == 2
     before = rows(sqlite_engine)
     assert {r.source for r in before.values()} == {"generated"}
     assert all(r.pdf_tried_at is None for r in before.values())
-    assert ml_worker.thumbnails_inline(off, sqlite_engine)["pending"] == 0
+    assert ml_pictures.thumbnails_inline(off, sqlite_engine)["pending"] == 0
 
     on = off.model_copy(update={"thumbnail_pdf_url": pdf_server.url})
-    done = ml_worker.thumbnails_inline(on, sqlite_engine)
+    done = ml_pictures.thumbnails_inline(on, sqlite_engine)
     assert done["pending"] == 2
     after = rows(sqlite_engine)
     assert after["2607.00001"].source == "pdf"
@@ -545,26 +548,26 @@ def test_turning_pdfs_on_upgrades_placeholders(
     assert kept.source == "generated" and kept.pdf_tried_at is not None
     old = before["2607.00002"]
     assert (kept.png, kept.created_at) == (old.png, old.created_at)
-    assert ml_worker.thumbnails_inline(on, sqlite_engine)["pending"] == 0
+    assert ml_pictures.thumbnails_inline(on, sqlite_engine)["pending"] == 0
 
     # A week later (the default) the missing PDF is tried again.
     with sqlite_engine.begin() as conn:
         conn.execute(
             Thumbnail.__table__.update().values(pdf_tried_at=datetime.now(UTC) - timedelta(days=8))
         )
-    assert ml_worker.thumbnails_inline(on, sqlite_engine)["pending"] == 1
-    announced = ml_worker.announcement(ml_worker.load_picture_models(on), on)["thumbnails"]
+    assert ml_pictures.thumbnails_inline(on, sqlite_engine)["pending"] == 1
+    announced = ml_models.announcement(ml_models.load_picture_models(on), on)["thumbnails"]
     assert announced["pdf_retry_days"] == 7
-    off_models = ml_worker.load_picture_models(off)
-    assert ml_worker.announcement(off_models, off)["thumbnails"]["pdf_retry_days"] is None
+    off_models = ml_models.load_picture_models(off)
+    assert ml_models.announcement(off_models, off)["thumbnails"]["pdf_retry_days"] is None
 
 
 def test_inline_back_fill(sqlite_engine: Engine, tmp_path: Path, tiny_models: Any) -> None:
     settings = make_settings(sqlite_engine, tmp_path, "redis://unused", tiny_models)
     seed(sqlite_engine, [rec(1), rec(2), rec(3)])
-    done = ml_worker.thumbnails_inline(settings, sqlite_engine, limit=2, batch_size=2)
+    done = ml_pictures.thumbnails_inline(settings, sqlite_engine, limit=2, batch_size=2)
     assert (done["pending"], done["written"]) == (2, 2)
-    done = ml_worker.thumbnails_inline(settings, sqlite_engine, batch_size=2)
+    done = ml_pictures.thumbnails_inline(settings, sqlite_engine, batch_size=2)
     assert (done["pending"], done["written"]) == (1, 1)
     assert len(rows(sqlite_engine)) == 3
 

@@ -93,13 +93,14 @@ class PoolThread:
 
         from app.jobs.connections import redis_settings
         from workers import ml as ml_worker
+        from workers.ml import lifecycle as ml_lifecycle
 
         settings = self.settings
 
         async def startup(ctx: dict[str, Any]) -> None:
             ctx["settings"] = settings
             try:
-                await ml_worker.startup(ctx)
+                await ml_lifecycle.startup(ctx)
             except BaseException as exc:
                 self.error = exc
                 self.started.set()

@@ -1,0 +1,126 @@
+"""What the ML pool loads and what the deployment's settings ask of the models: the
+summarizer, the picture models, the thumbnails' solver and versions, and what the pool
+announces. `ml` (and with it torch) is imported inside the loaders only."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from app.artifacts import summaries, thumbnails
+from app.jobs.pictures import SOLVERS
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from ml.pictures import PictureModels
+    from ml.summarizer import Summarizer
+
+log = logging.getLogger(__name__)
+
+
+class SummarizerMissing(RuntimeError):
+    """No checkpoint where the settings point."""
+
+
+class NoModel(RuntimeError):
+    """No checkpoint at all: neither the summarizer nor a picture model."""
+
+
+def load_summarizer(settings: Settings) -> Summarizer:
+    """The real model (torch is imported in here). Tests put their own loader in the
+    worker's ctx as `load_summarizer` instead."""
+    if not summaries.checkpoint_present(settings.summarizer_path_resolved):
+        raise SummarizerMissing(summaries.missing_checkpoint(settings.summarizer_path_resolved))
+    from ml import summarizer
+
+    return summarizer.load(settings.summarizer_path_resolved, settings.summarizer_device)
+
+
+def load_picture_models(settings: Settings) -> PictureModels:
+    """The picture checkpoints the settings name, onto the pool's one device."""
+    from ml import pictures
+
+    return pictures.load_models(
+        settings.fsq_path_resolved, settings.diffusion_path_resolved, settings.summarizer_device
+    )
+
+
+def fetches_pdfs(models: PictureModels, settings: Settings) -> bool:
+    """Whether thumbnails come from PDFs: a URL is set and a tokenizer is loaded."""
+    return bool(settings.thumbnail_pdf_url) and models.tokenizer is not None
+
+
+def thumbnail_solver(models: PictureModels, settings: Settings) -> str:
+    """The configured solver, or the fallback when the checkpoint has no AMED predictor for
+    the configured NFE."""
+    return models.thumbnail_solver(settings.thumbnail_solver, settings.thumbnail_nfe)
+
+
+def thumbnail_versions(models: PictureModels, settings: Settings) -> thumbnails.Models:
+    solver = thumbnail_solver(models, settings)
+    return thumbnails.Models(
+        fsq=models.tokenizer.version if models.tokenizer else None,
+        diffusion=(
+            models.diffusion.sampler_version(solver, settings.thumbnail_nfe)
+            if models.diffusion
+            else None
+        ),
+        solver=solver,
+        nfe=settings.thumbnail_nfe,
+        pdf_retry_before=(
+            datetime.now(UTC) - timedelta(days=settings.thumbnail_pdf_retry_days)
+            if fetches_pdfs(models, settings)
+            else None
+        ),
+    )
+
+
+def announcement(models: PictureModels, settings: Settings) -> dict[str, Any]:
+    """What the pool tells the web and the CLI (app.jobs.pictures reads it), including the
+    versions a current thumbnail must carry (`reindex --thumbnails` counts with them)."""
+    v = thumbnail_versions(models, settings)
+    current = {
+        "fsq": v.fsq,
+        "diffusion": v.diffusion,
+        "solver": v.solver,
+        "nfe": v.nfe,
+        # The CLI derives `pdf_retry_before` from this at the time it counts.
+        "pdf_retry_days": (
+            settings.thumbnail_pdf_retry_days if fetches_pdfs(models, settings) else None
+        ),
+    }
+    return {**models.describe(), "thumbnails": current, "missing": dict(models.missing)}
+
+
+def check_thumbnail_settings(models: PictureModels, settings: Settings) -> None:
+    """Refuse settings no model can follow (at start-up, not per job); warn when the
+    configured AMED solver lacks its predictor (placeholders use iPNDM meanwhile)."""
+    from ml.diffusion.samplers import SOLVERS as MODEL_SOLVERS
+
+    # The web validates requests with the contract's list: it must be the samplers' own.
+    if tuple(MODEL_SOLVERS) != tuple(SOLVERS):
+        raise RuntimeError(
+            f"the samplers' solvers ({', '.join(MODEL_SOLVERS)}) differ from app.jobs.pictures"
+            f".SOLVERS ({', '.join(SOLVERS)})"
+        )
+    if settings.thumbnail_solver not in SOLVERS:
+        raise RuntimeError(
+            f"PAPERSHELF_THUMBNAIL_SOLVER={settings.thumbnail_solver!r} is not a solver "
+            f"({', '.join(SOLVERS)})"
+        )
+    if not 1 <= settings.thumbnail_nfe <= 50:
+        raise RuntimeError(f"PAPERSHELF_THUMBNAIL_NFE={settings.thumbnail_nfe} is not in 1–50")
+    if models.diffusion is None:
+        return
+    if (solver := thumbnail_solver(models, settings)) != settings.thumbnail_solver:
+        log.warning(
+            "no %s predictor for NFE %d in %s (run `papershelf ml train-amed --solver %s --nfe "
+            "%d`): placeholders use %s meanwhile",
+            settings.thumbnail_solver,
+            settings.thumbnail_nfe,
+            settings.diffusion_path_resolved,
+            settings.thumbnail_solver,
+            settings.thumbnail_nfe,
+            solver,
+        )
