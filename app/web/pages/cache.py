@@ -68,7 +68,8 @@ class PageCache:
             self._versions.clear()
 
 
-def get_page_cache(request: Request) -> PageCache:
+async def get_page_cache(request: Request) -> PageCache:
+    # async: a plain attribute read, which FastAPI would otherwise run in its threadpool.
     return request.app.state.page_cache
 
 
