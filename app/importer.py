@@ -14,6 +14,7 @@ halves of the work overlap on two cores, and only plain tuples cross the pipe.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.queues
 import queue
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ class _Prepared:
     errors: list[RecordError]
 
 
-def _produce(path: Path, batch_size: int, dialect: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]  # mp.Queue is not subscriptable at run time
+def _produce(
+    path: Path, batch_size: int, dialect: str, out: multiprocessing.queues.Queue[object]
+) -> None:
     try:
         for page in read_file(path, batch_size=batch_size):
             out.put(_Prepared(store.prepare(page.papers, dialect), len(page.papers), page.errors))
