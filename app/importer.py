@@ -4,7 +4,10 @@ own transaction.
 A page that fails to write rolls back whole (no partial rows). Earlier pages stay
 committed; because every write is an idempotent upsert, running the same import again
 completes it without duplicating anything. Records the parser rejects are reported
-with file and line and skipped; a file that cannot be read at all writes nothing.
+with file and line and skipped; a file that cannot be read at all writes nothing. A value the
+database refuses (PostgreSQL is stricter than SQLite: integer ranges, column lengths) fails
+its whole page's statement, so that page is written again record by record: the refused
+record is reported like a parser's, its neighbours are kept.
 
 JSON Lines files (the big ones: the listing files, the 2.5M-row Kaggle snapshot) are parsed
 and prepared (`store.prepare`) in a forked child process while this one writes: the two
@@ -13,6 +16,7 @@ halves of the work overlap on two cores, and only plain tuples cross the pipe.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.queues
 import queue
@@ -20,13 +24,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DataError
 
 from app.db import store
 from app.ingest.formats import detect_format, read_file
 from app.ingest.records import DocumentError, ParsedPage, RecordError
 
 STREAMED_FORMATS = frozenset({"listing-jsonl", "kaggle-jsonl"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -121,6 +128,61 @@ class ImportReport:
         }
 
 
+def _write_page(conn: Connection, page: _Prepared | ParsedPage) -> dict[str, int]:
+    """Write one page in the caller's transaction; what it adds to the report's counts."""
+    if isinstance(page, ParsedPage):
+        name = page.venue_papers[0].venue
+        return {"venue_papers": store.upsert_venue(conn, name, page.venue_papers)}
+    counts = store.write(conn, page.batch)
+    return {
+        "papers": page.records,
+        "inserted": counts.inserted,
+        "updated": counts.updated,
+        "unchanged": counts.unchanged,
+        "announcements": counts.announcements,
+    }
+
+
+def _count(report: ImportReport, written: dict[str, int]) -> None:
+    for name, n in written.items():
+        setattr(report, name, getattr(report, name) + n)
+
+
+def _refused(exc: DataError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    return f"the database refused a value ({reason})"
+
+
+def _write_one_by_one(engine: Engine, page: _Prepared | ParsedPage, report: ImportReport) -> None:
+    """Write a page whose batch the database refused one record per transaction, reporting
+    each refused record and keeping the others."""
+    if isinstance(page, ParsedPage):
+        for venue_paper in page.venue_papers:
+            try:
+                with engine.begin() as conn:
+                    written = _write_page(conn, ParsedPage(venue_papers=[venue_paper]))
+                _count(report, written)
+            except DataError as exc:
+                report.errors.append(
+                    RecordError(
+                        report.path, venue_paper.line, venue_paper.venue_paper_id, _refused(exc)
+                    )
+                )
+        return
+    for one in page.batch.split():
+        try:
+            with engine.begin() as conn:
+                written = _write_page(conn, _Prepared(one, 1, []))
+            _count(report, written)
+        except DataError as exc:
+            report.errors.append(
+                RecordError(report.path, one.lines[0], one.papers[0][0], _refused(exc))
+            )
+    log.warning(
+        "%s: a page was written record by record after the database refused a value", report.path
+    )
+
+
 def import_file(
     engine: Engine,
     path: Path,
@@ -140,19 +202,13 @@ def import_file(
         )
         for page in pages:
             report.errors.extend(page.errors)
-            with engine.begin() as conn:
-                if isinstance(page, ParsedPage):
-                    name = page.venue_papers[0].venue
-                    report.venue_papers += store.upsert_venue(conn, name, page.venue_papers)
-                    done = len(page.venue_papers)
-                else:
-                    counts = store.write(conn, page.batch)
-                    report.papers += page.records
-                    report.inserted += counts.inserted
-                    report.updated += counts.updated
-                    report.unchanged += counts.unchanged
-                    report.announcements += counts.announcements
-                    done = page.records
+            try:
+                with engine.begin() as conn:
+                    written = _write_page(conn, page)
+                _count(report, written)  # only once committed
+            except DataError:
+                _write_one_by_one(engine, page, report)
+            done = len(page.venue_papers) if isinstance(page, ParsedPage) else page.records
             if on_page:
                 on_page(done + len(page.errors))
     except DocumentError as exc:

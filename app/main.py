@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from app import __version__
 from app.db.engine import get_engine
 from app.settings import get_settings
-from app.web import api, feeds, lab, middleware, pages, related
+from app.web import api, feeds, lab, middleware, pages, protocol, related
 from app.web.errors import error_response
 from app.web.pages.cache import PageCache
 from app.web.templating import TEMPLATES, install_filters
@@ -35,7 +35,8 @@ async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
     code = {404: "not_found", 400: "bad_request", 405: "method_not_allowed"}.get(
         exc.status_code, "error"
     )
-    return error_response(exc.status_code, code, str(exc.detail))
+    # Its headers too: a 405 names the allowed methods (`Allow`).
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -94,7 +95,15 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Papershelf", version=__version__, lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. The schema stays at
+    # /openapi.json for any OpenAPI viewer or client generator.
+    app = FastAPI(
+        title="Papershelf",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_filters(TEMPLATES.env)
     # First: the API's /papers/{id:path} and the pages' /arxiv/{rest:path} would otherwise
     # swallow the .../related routes.
@@ -104,6 +113,7 @@ def create_app() -> FastAPI:
     app.include_router(feeds.router)
     app.include_router(pages.router)
     middleware.install(app, get_settings())
+    protocol.install(app)  # HEAD as GET, Allow on 405, NUL and URL-length refusals
     # Starlette's HTTPException (FastAPI's subclasses it) so the router's own 404/405
     # answers use the one error shape too.
     # Starlette types a handler as taking any Exception; ours take the one class they handle.

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     # Per-client token bucket on /api/ and /search (shared through Redis when configured).
     rate_limit_per_minute: float = 120
     rate_limit_burst: float = 60
+    # The site's public address (e.g. https://papers.example.org), used for absolute links in
+    # feeds. Unset: taken from the request's Host header, fine locally; deployments must set it.
+    public_url: str | None = None
+    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; none by default, so
+    # the client address is the TCP peer's (see app.web.middleware.client_address).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Host header values the site answers (`*`: any); empty: localhost names plus the host of
+    # public_url. Others get 400, so no link is ever built from a forged Host.
+    allowed_hosts: Annotated[list[str], NoDecode] = []
     # Rows per upsert statement; keeps each statement under SQLite's bind-parameter limit.
     import_batch_size: int = 2000
     search_max_results: int = 1000
@@ -55,6 +64,12 @@ class Settings(BaseSettings):
     fetch_job_timeout: int = 600
     fetch_pages_per_job: int = 20
     fetch_retry_delay: float = 60.0  # first delay of arq's own retry; doubles per attempt
+    # On-demand look-ups (paper pages for ids the store lacks; see app/jobs/ondemand.py): ids
+    # each client, and the whole instance, may have looked up per hour (0 turns look-ups
+    # off), and the seconds a look-up waits to gather ids, and to let scheduled fetches go.
+    ondemand_per_client_per_hour: int = Field(default=30, ge=0)
+    ondemand_global_per_hour: int = Field(default=300, ge=0)
+    ondemand_delay: float = Field(default=5.0, gt=0)
     # Days without an announcement besides Fridays and Saturdays (ISO dates, comma list).
     arxiv_holidays: Annotated[list[str], NoDecode] = ["2026-11-26", "2026-12-24", "2026-12-31"]
 
@@ -101,12 +116,45 @@ class Settings(BaseSettings):
     llm_queue: str = "papershelf:llm"
     llm_job_timeout: int = 600
 
-    @field_validator("categories", "arxiv_holidays", "cors_origins", mode="before")
+    @field_validator(
+        "categories",
+        "arxiv_holidays",
+        "cors_origins",
+        "trusted_proxies",
+        "allowed_hosts",
+        mode="before",
+    )
     @classmethod
-    def _split_categories(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
+        # Lists come from the environment comma- or space-separated.
         if isinstance(value, str):
             return [c.strip() for c in value.replace(" ", ",").split(",") if c.strip()]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value
+
+    # public_url: an absolute http(s) address without query, kept without a trailing slash
+    # so links are built as public_url + "/path".
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"public_url {value!r} is not an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError(f"public_url {value!r} must not have a query or fragment")
+        return value.strip().rstrip("/")
 
     @property
     def database_url_resolved(self) -> str:

@@ -15,6 +15,10 @@ shared machine.
 Load: `wrk` when installed, else an async httpx client with a fixed number of keep-alive
 connections for a fixed time per route. Latencies include client time (the client shares
 the machine's cores with the server), so the ratios matter more than absolute figures.
+
+Compression: every run asks for `Accept-Encoding: identity` except the `… gzip` runs, which
+ask for `gzip` (as browsers do); the table's `bytes` column is what one response took on the
+wire, so the same route with and without compression shows both the saving and its CPU cost.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ DATA = Path("arxiv") / "papers_cs_2025-08-05_2026-07-01.jsonl.gz"
 HOST = "127.0.0.1"
 TARGET_DAY_PAPERS = 200
 GOALS = {"listing": 0.5, "listing 304": 0.9}
+IDENTITY = {"Accept-Encoding": "identity"}
+GZIP = {"Accept-Encoding": "gzip"}
 SEARCH_P50_GOAL_MS = 20.0
 
 
@@ -217,10 +223,15 @@ async def _httpx_load(
             nonlocal size
             while (now := time.perf_counter()) < stop_at:
                 path = paths[next(counter) % len(paths)]
-                resp = await client.get(path, headers=headers)
+                # The body as it came (not decoded): a browser's gunzip is not the server's
+                # work, and here it would take the server's cores.
+                async with client.stream("GET", path, headers=headers) as resp:
+                    wire = 0
+                    async for chunk in resp.aiter_raw():
+                        wire += len(chunk)
                 latencies.append((time.perf_counter() - now) * 1000)
                 statuses[resp.status_code] += 1
-                size = len(resp.content)
+                size = wire
 
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - start
@@ -257,7 +268,8 @@ def measure(
     headers: dict[str, str] | None = None,
     use_wrk: bool = True,
 ) -> Result:
-    headers = headers or {}
+    # Uncompressed unless the run asks otherwise (httpx would ask for gzip by default).
+    headers = {**IDENTITY, **(headers or {})}
     wrk = shutil.which("wrk") if use_wrk else None
     if wrk:
         # wrk asks for one URL; every route then runs under the same tool as the baseline.
@@ -266,7 +278,8 @@ def measure(
         reqs, secs, lat, statuses = _wrk_load(wrk, base, paths[0], headers, connections, duration)
         statuses[first.status_code] += reqs - sum(statuses.values())
         # wrk prints percentiles only; keep them as a two-point list for pct().
-        res = Result(name, paths[0], connections, secs, reqs, [], statuses, len(first.content))
+        wire = first.num_bytes_downloaded
+        res = Result(name, paths[0], connections, secs, reqs, [], statuses, wire)
         res.tool = "wrk"
         res.extra = {"p50_ms": lat.get("50"), "p99_ms": lat.get("99")}
     else:
@@ -367,7 +380,7 @@ def main() -> None:
             site.wait_ready("/healthz")
             day, day_papers = pick_day(site.url)
             listing = f"/arxiv/cs.CL?date={day}"
-            first = httpx.get(site.url + listing, timeout=60)
+            first = httpx.get(site.url + listing, headers=IDENTITY, timeout=60)
             if first.status_code != 200:
                 raise SystemExit(f"bench: {listing} answered {first.status_code}")
             size = len(first.content)
@@ -397,6 +410,7 @@ def main() -> None:
             word = words[0]
             results = [run("bare route (before)", bare.url, ["/"])]
             results.append(run("listing", site.url, [listing]))
+            results.append(run("listing, gzip", site.url, [listing], headers=GZIP))
             results.append(
                 run(
                     "listing 304",
@@ -406,9 +420,23 @@ def main() -> None:
                 )
             )
             results.append(run("paper page", site.url, [f"/arxiv/{i}" for i in ids]))
+            results.append(
+                run("paper page, gzip", site.url, [f"/arxiv/{i}" for i in ids], headers=GZIP)
+            )
             results.append(run("bare route (middle)", bare.url, ["/"]))
             results.append(run("search page", site.url, [f"/search?q={w}" for w in words]))
+            results.append(
+                run("search page, gzip", site.url, [f"/search?q={w}" for w in words], headers=GZIP)
+            )
             results.append(run("api search", site.url, [f"/api/v1/search?q={w}" for w in words]))
+            results.append(
+                run(
+                    "api search, gzip",
+                    site.url,
+                    [f"/api/v1/search?q={w}" for w in words],
+                    headers=GZIP,
+                )
+            )
             # One connection: the latency of a search alone, without queueing behind others.
             results.append(
                 run(
@@ -458,14 +486,22 @@ def main() -> None:
         f"{conns} connections, {duration:g} s per route; load by "
         f"{results[1].tool}; bare = median of {len(bares)} runs"
     )
+    for r in results:
+        plain = next((p for p in results if p.route == r.route.removesuffix(", gzip")), None)
+        if r.route.endswith(", gzip") and plain is not None and plain.rps:
+            notes[r.route].append(
+                f"{r.bytes_per_response / max(1, plain.bytes_per_response):.0%} of the bytes, "
+                f"{r.rps / plain.rps:.2f}x the req/s of uncompressed"
+            )
     print(
-        f"{'route':<22} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}  notes"
+        f"{'route':<22} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'bytes':>9} "
+        f"{'vs bare':>8}  notes"
     )
     for r in results:
         ratio = f"{r.rps / bare_rps:.2f}" if r.connections == conns else "-"
         print(
             f"{r.route:<22} {r.connections:>5} {r.rps:>8,.0f} {p50(r):>8.1f} {p99(r):>8.1f} "
-            f"{ratio:>8}  {'; '.join(notes[r.route])}",
+            f"{r.bytes_per_response:>9,} {ratio:>8}  {'; '.join(notes[r.route])}",
             flush=True,
         )
     if args.json:

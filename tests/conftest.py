@@ -26,6 +26,8 @@ def _find_shared_data() -> Path:
 SHARED_DATA = _find_shared_data()
 STRICT = os.environ.get("PAPERSHELF_TEST_STRICT") == "1"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# TestClient's requests say `Host: testserver`; the site answers only allowed hosts.
+os.environ.setdefault("PAPERSHELF_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,::1")
 
 
 def need(condition: bool, reason: str) -> None:

@@ -18,7 +18,6 @@ retried here: the job fails and arq retries it later.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -35,6 +34,7 @@ from app.ingest.oai_pmh import OaiPage, parse_oai_pmh
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
 from app.ingest.rss import parse_feed
 from app.settings import Settings
+from workers import stopping
 from workers.politeness import DEPLOYMENT_KEY, Limiter, LocalRateLimiter, RedisRateLimiter
 from workers.retrying import (
     RetryCallState,
@@ -257,7 +257,7 @@ def arxiv_client(
     settings: Settings,
     *,
     key: str = DEPLOYMENT_KEY,
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep = stopping.sleep,
 ) -> ArxivClient:
     """The client every pool uses, on `http` (from `make_http_client`), behind the
     deployment's limiter in `redis` under `key`. Without Redis (a command run inline) the
@@ -277,7 +277,7 @@ class ArxivClient:
         limiter: Limiter,
         settings: Settings,
         *,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep = stopping.sleep,
     ) -> None:
         self.http = http
         self.limiter = limiter

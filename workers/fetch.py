@@ -22,13 +22,14 @@ from functools import partial
 from typing import Any, TypeVar
 
 import redis.exceptions
-from arq import cron
+from arq import Retry, cron
+from arq.worker import func
 from sqlalchemy import Connection, Engine
 
 from app.db import runs, store
 from app.ingest.ids import parse_arxiv_id
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
-from app.jobs import pictures, summaries
+from app.jobs import ondemand, pictures, summaries
 from app.jobs.fetch import harvest_key, oai_set
 from app.jobs.queueing import scoped_job_id, submit
 from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
@@ -39,6 +40,8 @@ from workers.pool import pool_settings, retry_job, start_context
 log = logging.getLogger(__name__)
 
 MAX_TRIES = 5
+ARQ_CLAIM_GRACE_S = 10  # arq's in-progress claim outlives the job timeout by this much
+CLOCK_SLACK_S = 60
 # Failures worth another try later: arXiv down, a body it garbled, an expired token.
 RETRYABLE = (UpstreamUnavailable, DocumentError, UpstreamError, UpstreamHTTPError)
 T = TypeVar("T")
@@ -48,6 +51,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = start_context(ctx)
     ctx["http"] = make_http_client(settings)
     ctx["arxiv"] = arxiv_client(ctx["http"], ctx["redis"], settings)
+    abandoned = await _db(_abandon_stale, ctx["engine"], settings)
+    if abandoned:
+        log.warning("marked %d fetch run(s) abandoned: their jobs died mid-run", abandoned)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -65,8 +71,27 @@ def _retry_or_raise(ctx: dict[str, Any], exc: BaseException) -> None:
         retry_job(ctx, exc, max_tries=MAX_TRIES, first_delay=ctx["settings"].fetch_retry_delay)
 
 
-def _begin_run(engine: Engine, **kw: Any) -> int:
+def _stale_before(settings: Settings) -> datetime:
+    """Runs started before this cannot be live: arq cancels a job at its timeout and gives up
+    its claim ARQ_CLAIM_GRACE_S later; CLOCK_SLACK_S absorbs clock skew between machines."""
+    after = settings.fetch_job_timeout + ARQ_CLAIM_GRACE_S + CLOCK_SLACK_S
+    return datetime.now(UTC) - timedelta(seconds=after)
+
+
+def _abandon_stale(engine: Engine, settings: Settings, job_id: str | None = None) -> int:
     with engine.begin() as conn:
+        return runs.abandon_stale_runs(conn, started_before=_stale_before(settings), job_id=job_id)
+
+
+def _begin_run(engine: Engine, settings: Settings, **kw: Any) -> int:
+    """Record a run's start. A killed job's row would say `running` forever: rows that no
+    live job can own (an earlier attempt of this very job, or rows older than any job may
+    run) are marked abandoned first, in the same transaction. Worker start-up does the
+    same for jobs that never run again (out of tries, cancelled at their timeout)."""
+    with engine.begin() as conn:
+        runs.abandon_stale_runs(
+            conn, started_before=_stale_before(settings), job_id=kw.get("job_id")
+        )
         return runs.start_run(conn, **kw)
 
 
@@ -103,7 +128,13 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
     engine: Engine = ctx["engine"]
     source = f"{settings.arxiv_rss_url}/rss/{category}"
     run_id = await _db(
-        _begin_run, engine, kind="rss", source=source, category=category, job_id=ctx.get("job_id")
+        _begin_run,
+        engine,
+        settings,
+        kind="rss",
+        source=source,
+        category=category,
+        job_id=ctx.get("job_id"),
     )
     try:
         page = await ctx["arxiv"].rss([category])
@@ -177,7 +208,12 @@ async def fetch_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     engine: Engine = ctx["engine"]
     keys = sorted({parse_arxiv_id(i)[0] for i in ids})
     run_id = await _db(
-        _begin_run, engine, kind="ids", source=settings.arxiv_api_url, job_id=ctx.get("job_id")
+        _begin_run,
+        engine,
+        settings,
+        kind="ids",
+        source=settings.arxiv_api_url,
+        job_id=ctx.get("job_id"),
     )
     try:
         page = await ctx["arxiv"].query_ids(keys)
@@ -187,6 +223,46 @@ async def fetch_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
         raise
     result = await _db(_write_papers, engine, run_id, page)
     result["missing"] = sorted(set(keys) - {p.arxiv_id for p in page.papers})
+    return result
+
+
+async def fetch_ondemand(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Look up the ids readers asked for (`app.jobs.ondemand`): one batch, in one request.
+    Scheduled fetches go first: while any other fetch job is due or running, this job puts
+    itself back on the queue for later. A failed look-up is not retried (a reader's next
+    visit asks again); the next batch, if any, is a job of its own."""
+    settings: Settings = ctx["settings"]
+    engine: Engine = ctx["engine"]
+    redis = ctx["redis"]
+    if await ondemand.scheduled_work_due(redis, settings):
+        raise Retry(defer=settings.ondemand_delay)
+    ids = await ondemand.take_batch(redis, settings)
+    if not ids:
+        return {"fetched": 0}
+    run_id = await _db(
+        _begin_run,
+        engine,
+        settings,
+        kind="ondemand",
+        source=settings.arxiv_api_url,
+        job_id=ctx.get("job_id"),
+    )
+    try:
+        page = await ctx["arxiv"].query_ids(ids)
+    except asyncio.CancelledError:  # shutdown: the batch waits for the job's next run
+        await asyncio.shield(ondemand.put_back(redis, settings, ids))
+        raise
+    except Exception as exc:
+        await _db(_fail_run, engine, run_id, f"{type(exc).__name__}: {exc}")
+        await ondemand.forget(redis, settings, ids)
+        log.warning("on-demand look-up of %d id(s) failed: %s", len(ids), exc)
+        return {"asked": ids, "error": f"{type(exc).__name__}: {exc}"}
+    result = await _db(_write_papers, engine, run_id, page)
+    found = {p.arxiv_id for p in page.papers}
+    await ondemand.answered(redis, settings, found, set(ids) - found)
+    result["asked"] = ids
+    result["missing"] = sorted(set(ids) - found)
+    result["next"] = await ondemand.next_drain(redis, settings)
     return result
 
 
@@ -203,11 +279,23 @@ def _load_state(
         return state
 
 
-def _write_harvest_page(engine: Engine, state: runs.HarvestState, page: ParsedPage) -> None:
-    """One OAI page and the token that follows it, committed together: a crash between
-    pages resumes from exactly here."""
+def _write_harvest_page(
+    engine: Engine, run_id: int, state: runs.HarvestState, page: ParsedPage
+) -> None:
+    """One OAI page, the token that follows it and the page's counts in the run record,
+    committed together: a crash between pages resumes from exactly here, and the killed
+    run's row still tells what it stored."""
     with engine.begin() as conn:
-        store.upsert_papers(conn, page.papers)
+        counts = store.upsert_papers(conn, page.papers)
+        runs.add_to_run(
+            conn,
+            run_id,
+            fetched=len(page.papers),
+            inserted=counts.inserted,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            announcements=counts.announcements,
+        )
         state.resumption_token = page.resumption_token
         state.cursor = page.start
         state.complete_list_size = page.total
@@ -230,12 +318,13 @@ async def backfill(
     run_id = await _db(
         _begin_run,
         engine,
+        settings,
         kind="oai-backfill",
         source=settings.arxiv_oai_url,
         category=set_spec,
         job_id=ctx.get("job_id"),
     )
-    pages = fetched = 0
+    pages = 0
     try:
         while not state.done and pages < settings.fetch_pages_per_job:
             try:
@@ -249,9 +338,8 @@ async def backfill(
                 log.warning("harvest %s: %s; restarting the list", key, exc)
                 state.resumption_token = None
                 continue
-            await _db(_write_harvest_page, engine, state, page)
+            await _db(_write_harvest_page, engine, run_id, state, page)
             pages += 1
-            fetched += len(page.papers)
     except Exception as exc:
         await _db(_fail_run, engine, run_id, f"{type(exc).__name__}: {exc}")
         _retry_or_raise(ctx, exc)
@@ -259,7 +347,7 @@ async def backfill(
 
     def finish() -> None:
         with engine.begin() as conn:
-            runs.finish_run(conn, run_id, status="ok", fetched=fetched)
+            runs.finish_run(conn, run_id, status="ok")  # the counts are in, page by page
 
     await _db(finish)
     if not state.done:
@@ -332,7 +420,15 @@ async def harvest_recent(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"sets": sets, "from": d_from, "until": d_until}
 
 
-FUNCTIONS: list[Callable[..., Any]] = [fetch_listing, fetch_ids, backfill]
+# An on-demand look-up puts itself back while scheduled work runs (arq counts that as a try),
+# and keeps no result, so the next generation's job id is never blocked by a finished one.
+ONDEMAND_MAX_TRIES = 10_000
+FUNCTIONS: list[Any] = [
+    fetch_listing,
+    fetch_ids,
+    backfill,
+    func(fetch_ondemand, name=ondemand.FUNCTION, keep_result=0, max_tries=ONDEMAND_MAX_TRIES),
+]
 # Every 5 minutes; arq gives each cron run a unique job id, so several workers scheduling the
 # same tick run it once.
 CRON_JOBS = [

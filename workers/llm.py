@@ -38,6 +38,7 @@ from app import __version__
 from app.artifacts import faqs
 from app.artifacts.faqs import FaqKey, Lang, PaperText, load_prompt, parse_lang, render_messages
 from app.settings import Settings, get_settings
+from workers import stopping
 from workers.pool import pool_settings, start_context
 from workers.retrying import (
     Sleep,
@@ -173,7 +174,7 @@ class ChatClient:
     """Streaming chat completions with bounded retries (see the module docstring)."""
 
     def __init__(
-        self, http: httpx.AsyncClient, settings: Settings, *, sleep: Sleep = asyncio.sleep
+        self, http: httpx.AsyncClient, settings: Settings, *, sleep: Sleep = stopping.sleep
     ) -> None:
         if not settings.llm_base_url:
             raise LLMRejected(0, "no LLM is configured (PAPERSHELF_LLM_BASE_URL)")
@@ -348,7 +349,8 @@ class FaqStream:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = start_context(ctx)
     ctx["http"] = make_http_client(settings)
-    ctx["llm"] = ChatClient(ctx["http"], settings, sleep=ctx.get("llm_sleep", asyncio.sleep))
+    # Back-off sleeps end at once when the worker stops (the job is re-queued).
+    ctx["llm"] = ChatClient(ctx["http"], settings, sleep=ctx.get("llm_sleep", stopping.sleep))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

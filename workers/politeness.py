@@ -33,6 +33,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from workers import stopping
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -105,7 +107,7 @@ class RedisRateLimiter:
         min_interval: float,
         max_connections: int = 1,
         lease_ttl: float = 90.0,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep = stopping.sleep,
         poll_interval: float = 0.05,
         max_sleep: float = 1.0,
     ) -> None:
@@ -224,7 +226,7 @@ class LocalRateLimiter:
     Redis (a command line run inline): nothing else shares its budget then."""
 
     def __init__(
-        self, *, min_interval: float, max_connections: int = 1, sleep: Sleep = asyncio.sleep
+        self, *, min_interval: float, max_connections: int = 1, sleep: Sleep = stopping.sleep
     ) -> None:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0, got {min_interval}")

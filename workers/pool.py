@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
+from signal import Signals
 from typing import Any
 
 import redis.exceptions
@@ -22,11 +23,16 @@ from arq.cron import CronJob
 from app.db.engine import get_engine
 from app.jobs.connections import redis_settings
 from app.settings import Settings, get_settings
+from workers.stopping import interrupt_sleeps
 
 log = logging.getLogger(__name__)
 
 HEALTH_CHECK_INTERVAL = 10  # seconds between health-key refreshes
-JOB_COMPLETION_WAIT = 30  # on SIGTERM, let a running job finish (bounded)
+# On SIGTERM/SIGINT a job at work (a request, a page being written) gets this long to finish
+# before arq cancels it; a job that is only waiting is cancelled at once (workers.stopping).
+# A cancelled job stays queued and runs again; each page is one transaction, so nothing is
+# half-written. Short, so that `papershelf up` stops within its 5 s bound.
+JOB_COMPLETION_WAIT = 2
 MAX_RETRY_DELAY = 3600  # the longest a failed job waits for its next try
 
 
@@ -101,7 +107,22 @@ def retry_job(
 class ResilientWorker(Worker):
     """An arq worker that rides out a Redis restart: arq claims jobs with a WATCH pipeline,
     which redis-py does not retry, so a dropped connection would end the poll loop. Here a
-    failed poll is logged and retried after a pause; signals and shutdown stay arq's own."""
+    failed poll is logged and retried after a pause.
+
+    On SIGTERM/SIGINT it first cancels the jobs that are only waiting (back-offs, the arXiv
+    limiter: workers.stopping), then shuts down as arq does (`job_completion_wait`, then
+    cancel; cancelled jobs are re-queued)."""
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        interrupt_sleeps(self.loop)
+        super().handle_sig_wait_for_completion(signum)
+
+    def handle_sig(self, signum: Signals) -> None:
+        # Also called by `close()` (with SIGUSR1) on a worker that leaves signals alone: only
+        # a real stop signal marks the loop as stopping.
+        if signum in (Signals.SIGINT, Signals.SIGTERM):
+            interrupt_sleeps(self.loop)
+        super().handle_sig(signum)
 
     async def _poll_iteration(self) -> None:
         try:

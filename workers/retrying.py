@@ -13,7 +13,6 @@ Only in-job retries live here: re-queueing a whole job later is arq's `Retry`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,8 @@ from tenacity import (
     wait_none,
 )
 from tenacity.wait import wait_base
+
+from workers import stopping
 
 __all__ = [
     "RetryCallState",
@@ -128,10 +129,11 @@ async def call_with_retries(
     attempts: int,
     wait: wait_base,
     before_sleep: Callable[[RetryCallState], None] | None = None,
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep = stopping.sleep,
 ) -> T:
     """`await attempt(n)` for n = 1, 2, … until it returns, raises something not in
-    `transient`, or `attempts` ran out (the last error is then raised as it is)."""
+    `transient`, or `attempts` ran out (the last error is then raised as it is). The
+    back-off sleeps end at once when the worker stops (workers.stopping)."""
     retrying = AsyncRetrying(
         stop=stop_after_attempt(max(1, attempts)),
         wait=wait,

@@ -29,12 +29,45 @@ def serve(
     port: int = 8000,
     reload: bool = False,
     migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of proxy IPs/CIDRs whose X-Forwarded-For and X-Forwarded-Proto "
+            "are believed (default: PAPERSHELF_TRUSTED_PROXIES; none: the TCP peer is the "
+            "client)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the site and the API (no workers; see `papershelf up`)."""
+    import os
+
     import uvicorn
 
+    from app.web.middleware import logging_config
+
+    if trusted_proxies is not None:
+        # The app reads its settings from the environment (reloader children included).
+        os.environ["PAPERSHELF_TRUSTED_PROXIES"] = trusted_proxies
+        get_settings.cache_clear()
+    try:
+        proxies = get_settings().trusted_proxies
+    except ValueError as exc:  # pydantic's ValidationError names the bad entry
+        raise fail(f"PAPERSHELF_TRUSTED_PROXIES: {exc}") from None
     open_engine(migrate=migrate)
-    uvicorn.run("app.main:app", host=host, port=port, reload=reload)
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        reload=reload,
+        # uvicorn would believe X-Forwarded-* from 127.0.0.1 by default: only listed proxies.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else "",
+        # One JSON access line per request comes from the app's middleware instead.
+        access_log=False,
+        log_config=logging_config(),
+        # Open streams (the FAQ's server-sent events) must not hold a stop past `up`'s bound.
+        timeout_graceful_shutdown=2,
+    )
 
 
 @commands.command()

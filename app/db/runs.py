@@ -29,6 +29,8 @@ papers_t = Paper.__table__
 
 RUNNING, OK, FAILED = "running", "ok", "failed"
 FINAL_STATUSES = (OK, FAILED)
+# The error of a run whose job died without recording its end (SIGKILL, a job timeout).
+ABANDONED = "abandoned: the job ended without recording how (worker killed or job timed out)"
 # A runaway traceback or HTML error page should not bloat a table the admin reads often.
 ERROR_MAX_CHARS = 4000
 
@@ -104,35 +106,89 @@ def finish_run(
     run_id: int,
     *,
     status: str,
-    fetched: int = 0,
-    inserted: int = 0,
-    updated: int = 0,
-    unchanged: int = 0,
-    announcements: int = 0,
+    fetched: int | None = None,
+    inserted: int | None = None,
+    updated: int | None = None,
+    unchanged: int | None = None,
+    announcements: int | None = None,
     error: str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Record how a run ended ("ok" or "failed") with its counts and error, if any."""
+    """Record how a run ended ("ok" or "failed") with its counts and error, if any. A count
+    left out keeps what the run recorded so far (`add_to_run`)."""
     if status not in FINAL_STATUSES:
         raise ValueError(f"a run finishes as one of {FINAL_STATUSES}, not {status!r}")
     if error is not None and len(error) > ERROR_MAX_CHARS:
         error = error[: ERROR_MAX_CHARS - 1] + "…"
+    counts = {
+        "fetched": fetched,
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": unchanged,
+        "announcements": announcements,
+    }
     result = conn.execute(
         runs_t.update()
         .where(runs_t.c.pk == run_id)
         .values(
             status=status,
             finished_at=_to_db(now or _now()),
-            fetched=fetched,
-            inserted=inserted,
-            updated=updated,
-            unchanged=unchanged,
-            announcements=announcements,
             error=error,
+            **{k: v for k, v in counts.items() if v is not None},
         )
     )
     if result.rowcount == 0:
         raise LookupError(f"no fetch run {run_id}")
+
+
+def add_to_run(
+    conn: Connection,
+    run_id: int,
+    *,
+    fetched: int = 0,
+    inserted: int = 0,
+    updated: int = 0,
+    unchanged: int = 0,
+    announcements: int = 0,
+) -> None:
+    """Add one page's counts to a run's; called in the transaction that stores the page, so
+    a run's counts always match what it committed, even if it is killed before its end."""
+    c = runs_t.c
+    result = conn.execute(
+        runs_t.update()
+        .where(c.pk == run_id)
+        .values(
+            fetched=c.fetched + fetched,
+            inserted=c.inserted + inserted,
+            updated=c.updated + updated,
+            unchanged=c.unchanged + unchanged,
+            announcements=c.announcements + announcements,
+        )
+    )
+    if result.rowcount == 0:
+        raise LookupError(f"no fetch run {run_id}")
+
+
+def abandon_stale_runs(
+    conn: Connection,
+    *,
+    started_before: datetime,
+    job_id: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Mark failed (error `ABANDONED`) the `running` rows no live job can own: those started
+    before `started_before` (the caller passes a moment beyond any job's timeout) and, with
+    `job_id`, the earlier rows of that job (the queue runs a job id again only once its
+    previous attempt is dead). Returns how many rows it marked."""
+    stale = runs_t.c.started_at < _to_db(started_before)
+    if job_id is not None:
+        stale = sa.or_(stale, runs_t.c.job_id == job_id)
+    result = conn.execute(
+        runs_t.update()
+        .where(runs_t.c.status == RUNNING, stale)
+        .values(status=FAILED, finished_at=_to_db(now or _now()), error=ABANDONED)
+    )
+    return int(result.rowcount or 0)
 
 
 def _runs_newest_first() -> sa.Select[Any]:

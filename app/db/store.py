@@ -225,9 +225,32 @@ class PreparedBatch:
     categories: dict[str, list[str]]
     versions: list[tuple[Any, ...]]
     announcements: list[tuple[Any, ...]]
+    lines: list[int | None] = field(default_factory=list)  # each paper's source line
 
     def __len__(self) -> int:
         return len(self.papers)
+
+    def split(self) -> list[PreparedBatch]:
+        """One batch per paper, its versions and announcements with it: written one by one,
+        a value the database refuses costs only its own paper."""
+        versions: dict[str, list[tuple[Any, ...]]] = {}
+        for row in self.versions:
+            versions.setdefault(row[0], []).append(row)
+        announced: dict[str, list[tuple[Any, ...]]] = {}
+        for row in self.announcements:
+            announced.setdefault(row[2], []).append(row)
+        lines = self.lines or [None] * len(self.papers)
+        return [
+            PreparedBatch(
+                dialect=self.dialect,
+                papers=[row],
+                categories={row[_ID]: self.categories[row[_ID]]},
+                versions=versions.get(row[_ID], []),
+                announcements=announced.get(row[_ID], []),
+                lines=[line],
+            )
+            for row, line in zip(self.papers, lines, strict=True)
+        ]
 
 
 _ID, _VERSION, _DIGEST = 0, 1, PAPER_COLUMNS.index("content_hash")
@@ -306,6 +329,7 @@ def prepare(records: Iterable[PaperRecord], dialect: str) -> PreparedBatch:
         categories={i: rec.categories for i, rec in batch.items()},
         versions=list(version_rows.values()),
         announcements=list(ann_rows.values()),
+        lines=[rec.line for rec in batch.values()],
     )
 
 

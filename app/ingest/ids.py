@@ -13,6 +13,7 @@ input and says what is wrong; nothing else is ever raised. Callers turn it into 
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta
 
 from app.taxonomy import get_taxonomy
 
@@ -33,6 +34,11 @@ _URL_TAIL = re.compile(r"(?:\.pdf)?/?(?:[?#].*)?$", re.IGNORECASE | re.DOTALL)
 _SEPARATORS = re.compile(r"[,\s]+")
 
 _MAX_SHOWN = 80  # keep error messages readable when someone pastes a page of text
+# `not_yet_issued` errs towards "may exist": a month's ids are taken as issued a few days
+# early (time zones, and submissions after a month's last deadline), and at a pace far
+# above arXiv's (about a thousand a day in 2025; never near this).
+_EARLY_DAYS = 4
+_MAX_PER_DAY = 10_000
 
 
 class InvalidArxivId(ValueError):
@@ -133,3 +139,30 @@ def split_id_list(text: str) -> list[tuple[str, int | None]]:
             seen.add(parsed)
             out.append(parsed)
     return out
+
+
+def not_yet_issued(arxiv_id: str, now: datetime) -> str | None:
+    """Why arXiv cannot have issued `arxiv_id` (normalised, as `parse_arxiv_id` returns it)
+    by `now`, or None when it may exist. Pure: `now` is the caller's clock.
+
+    Certain only, never a guess: a new-style id is impossible when its month is after the
+    current one, or when its sequence number is beyond what even ten thousand ids a day
+    since the month began would reach. Old-style and past months' ids may all exist.
+
+    >>> from datetime import UTC
+    >>> not_yet_issued("2712.00001", datetime(2026, 12, 6, tzinfo=UTC))
+    '2712.00001: arXiv has not issued ids for 2027-12 yet'
+    >>> not_yet_issued("2612.00001", datetime(2026, 12, 6, tzinfo=UTC)) is None
+    True
+    """
+    m = _NEW.fullmatch(arxiv_id)
+    if m is None:
+        return None
+    month = date(2000 + int(m.group(1)), int(m.group(2)), 1)
+    horizon = (now + timedelta(days=_EARLY_DAYS)).date()
+    current = horizon.replace(day=1)
+    if month > current:
+        return f"{arxiv_id}: arXiv has not issued ids for {month:%Y-%m} yet"
+    if month == current and int(m.group(3)) > _MAX_PER_DAY * horizon.day:
+        return f"{arxiv_id}: arXiv has not issued that many ids in {month:%Y-%m} yet"
+    return None

@@ -3,6 +3,10 @@
 Parsers are pure: bytes or lines in, records and per-record errors out. A record that
 cannot be used becomes a `RecordError` naming where it was; a document that cannot be
 read at all (truncated XML, undecodable bytes) raises `DocumentError` and yields nothing.
+
+Every parser builds these records, so their constructors are where the store's one text rule
+is enforced: characters XML forbids (NUL among them) are removed from every string field
+(`app.ingest.text.strip_xml_illegal`), the same for every source and both databases.
 """
 
 from __future__ import annotations
@@ -11,6 +15,16 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+
+from app.ingest.text import strip_xml_illegal
+
+
+def _clean_list(items: list[str]) -> list[str]:
+    return [c for item in items if (c := strip_xml_illegal(item))]
+
+
+def _clean_optional(value: str | None) -> str | None:
+    return None if value is None else strip_xml_illegal(value) or None
 
 
 class AnnounceKind(StrEnum):
@@ -25,6 +39,10 @@ class Version:
     number: int
     submitted_at: datetime | None = None  # timezone-aware UTC
     size: str | None = None  # as arXivRaw/Kaggle give it, e.g. "15kb"
+
+    def __post_init__(self) -> None:
+        if self.size is not None:
+            object.__setattr__(self, "size", _clean_optional(self.size))
 
 
 @dataclass(slots=True, frozen=True)
@@ -55,6 +73,20 @@ class PaperRecord:
     announcements: list[Announcement] = field(default_factory=list)
     source: str = ""  # e.g. "arxiv-api", "oai:arXiv", "rss", "jsonl", "kaggle"
     line: int | None = None  # where the record started in its document (1-based)
+
+    def __post_init__(self) -> None:
+        # The one normalisation every source's records pass (see the module docstring).
+        self.arxiv_id = strip_xml_illegal(self.arxiv_id)
+        self.title = strip_xml_illegal(self.title)
+        self.abstract = strip_xml_illegal(self.abstract)
+        self.authors = _clean_list(self.authors)
+        self.primary_category = strip_xml_illegal(self.primary_category)
+        self.categories = _clean_list(self.categories)
+        self.comments = _clean_optional(self.comments)
+        self.journal_ref = _clean_optional(self.journal_ref)
+        self.doi = _clean_optional(self.doi)
+        self.license = _clean_optional(self.license)
+        self.classes = _clean_list(self.classes)
 
     def content_hash(self) -> str:
         """Digest of the metadata a reader sees; equal digests mean a re-import is a no-op."""
@@ -89,6 +121,19 @@ class VenuePaperRecord:
     tldr: str | None = None
     line: int | None = None
 
+    def __post_init__(self) -> None:
+        # The same rule as PaperRecord's.
+        self.venue = strip_xml_illegal(self.venue)
+        self.venue_paper_id = strip_xml_illegal(self.venue_paper_id)
+        self.title = strip_xml_illegal(self.title)
+        self.authors = _clean_list(self.authors)
+        self.abstract = _clean_optional(self.abstract)
+        self.status = _clean_optional(self.status)
+        self.track = _clean_optional(self.track)
+        self.site = _clean_optional(self.site)
+        self.keywords = _clean_list(self.keywords)
+        self.tldr = _clean_optional(self.tldr)
+
 
 @dataclass(slots=True, frozen=True)
 class RecordError:
@@ -98,6 +143,12 @@ class RecordError:
     line: int | None
     record: str | None  # the record's id when it could be read
     message: str
+
+    def __post_init__(self) -> None:
+        # Errors are logged and stored with fetch runs: the same rule as the records.
+        object.__setattr__(self, "message", strip_xml_illegal(self.message))
+        if self.record is not None:
+            object.__setattr__(self, "record", strip_xml_illegal(self.record))
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source

@@ -5,6 +5,10 @@ arXiv metadata is plain text with TeX habits: hard-wrapped lines, accents writte
 macros to Unicode (outside `$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]`, which stay exactly as written)
 and collapse whitespace. Everything here is pure and total: no input raises.
 
+`strip_xml_illegal` is the rule for characters no stored text may hold (NUL, which PostgreSQL
+refuses, and the rest of what XML 1.0 forbids, which would break every feed showing it); the
+record types apply it to every field they are built with, so no source can bypass it.
+
 These run on every title and abstract of a 2.5M-paper back-fill, so each function has a fast
 path for the common case (no backslash means there is nothing to decode).
 """
@@ -77,6 +81,29 @@ _AUTHOR_SEP = re.compile(r"\s*(?:,\s*and\s+|,|;|\s+and\s+|\s+&\s+)\s*")
 _MOJIBAKE = re.compile("[\u00c2-\u00f4][\u0080-\u00bf]")
 _PARENS = re.compile(r"\([^()]*\)")
 _SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "v"})
+# What XML 1.0 does not allow in a document: C0 controls other than tab, newline and carriage
+# return (NUL among them), U+FFFE, U+FFFF, and surrogates (a Python string only holds
+# unpaired ones: a JSON surrogate pair decodes to one code point).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_C0_BYTES = bytes((*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)))  # the ASCII ones
+
+
+def strip_xml_illegal(s: str) -> str:
+    """Remove the characters XML 1.0 forbids (see `_XML_ILLEGAL`); keep everything else.
+
+    >>> strip_xml_illegal("a\\x00b\\x02c\\td")
+    'abc\\td'
+    """
+    if len(s) > 64 and s.isascii():
+        # Long ASCII text (most abstracts): a byte-table pass, several times faster than
+        # isprintable()'s per-character Unicode lookups.
+        kept = s.encode().translate(None, _C0_BYTES)
+        return s if len(kept) == len(s) else kept.decode()
+    # isprintable() is True for almost every title and author (a fast C scan) and False for
+    # every character removed here.
+    if s.isprintable():
+        return s
+    return _XML_ILLEGAL.sub("", s)
 
 
 def _tex(m: re.Match[str]) -> str:
@@ -130,7 +157,8 @@ def clean_text(s: str) -> str:
         # isprintable() is False for any other ASCII whitespace (and control characters).
         if "  " not in s and s.isprintable():
             return s.strip()
-    return " ".join(s.split())
+    # Before collapsing, so "a \x00 b" becomes "a b", not "a  b".
+    return " ".join(strip_xml_illegal(s).split())
 
 
 def repair_mojibake(s: str) -> str:

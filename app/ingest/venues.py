@@ -19,7 +19,7 @@ import json
 import zlib
 
 from app.ingest.records import DocumentError, ParsedPage, RecordError, VenuePaperRecord
-from app.ingest.text import clean_optional, clean_text
+from app.ingest.text import clean_optional, clean_text, strip_xml_illegal
 
 _DECODER = json.JSONDecoder()
 _WS = " \t\r\n"
@@ -40,7 +40,7 @@ def _record(obj: object, venue: str, source: str, line: int) -> VenuePaperRecord
     if not isinstance(obj, dict):
         return RecordError(source, line, None, "array element is not an object")
     raw_id = obj.get("id")
-    paper_id = str(raw_id).strip() if isinstance(raw_id, str | int) else ""
+    paper_id = strip_xml_illegal(str(raw_id)).strip() if isinstance(raw_id, str | int) else ""
     if not paper_id:
         return RecordError(source, line, None, "paper has no id")
     title = clean_text(obj["title"]) if isinstance(obj.get("title"), str) else ""

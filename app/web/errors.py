@@ -80,6 +80,7 @@ def documented(description: str) -> dict[str, Any]:
 # What any API route may answer (a router's default `responses=`).
 COMMON: Mapping[int, str] = {
     400: "Invalid id, category, date range or page token",
+    414: "The URL is longer than 32 KiB",
     422: "A parameter failed validation",
     429: "Too many requests; see Retry-After",
 }

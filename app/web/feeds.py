@@ -1,7 +1,11 @@
 """Atom 1.0 feeds: a category expression's latest day, a venue, and a search (an alert).
 
-Built with ElementTree so every title and abstract is escaped by the serializer. Feed
-errors are short text/plain responses: feed readers show the body, not an HTML page.
+Built with ElementTree so every title and abstract is escaped by the serializer, and every
+text and attribute passes `strip_xml_illegal` on the way in: the store's text is cleaned at
+import, but a feed must stay well-formed whatever a row or a query holds. Absolute links start
+at the `public_url` setting (the request's own address only when it is unset), never at a
+client's Host header. Feed errors are short text/plain responses: feed readers show the body,
+not an HTML page.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from app import __version__
 from app.db.queries import venue, venue_papers
+from app.ingest.text import strip_xml_illegal
 from app.listing import (
     InvalidExpression,
     PaperCard,
@@ -25,6 +30,7 @@ from app.listing import (
     parse_expression,
 )
 from app.search import search_papers
+from app.settings import get_settings
 from app.web.deps import ConnDep
 
 router = APIRouter()
@@ -50,10 +56,35 @@ def _iso(value: datetime) -> str:
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrs)
+    # ElementTree escapes markup but writes control characters as they are: not XML.
+    el = ET.SubElement(parent, tag, {k: strip_xml_illegal(v) for k, v in attrs.items()})
     if text is not None:
-        el.text = text
+        el.text = strip_xml_illegal(text)
     return el
+
+
+def _one_line(text: str) -> str:
+    """Forbidden characters dropped before whitespace is collapsed: "a \x02 b" is "a b"."""
+    return " ".join(strip_xml_illegal(text).split())
+
+
+def site_url(request: Request) -> str:
+    """The site's absolute address without a trailing slash: the `public_url` setting, or,
+    when unset (local use), what the request was addressed to."""
+    public = get_settings().public_url
+    if public:
+        return public
+    return str(request.base_url).rstrip("/")
+
+
+def _self_url(request: Request) -> str:
+    """This feed's own absolute URL, its query included, under `site_url`."""
+    path = request.url.path
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    query = request.url.query
+    return site_url(request) + path + (f"?{query}" if query else "")
 
 
 def _feed(
@@ -66,14 +97,13 @@ def _feed(
     updated: datetime,
 ) -> Response:
     feed = ET.Element("feed", {"xmlns": ATOM_NS})
-    self_url = str(request.url)
+    self_url = _self_url(request)
     _sub(feed, "id", self_url)
     _sub(feed, "title", title)
     _sub(feed, "subtitle", subtitle)
     _sub(feed, "updated", _iso(updated))
     _sub(feed, "link", rel="self", type="application/atom+xml", href=self_url)
-    site = str(request.base_url).rstrip("/")
-    _sub(feed, "link", rel="alternate", type="text/html", href=site + alternate)
+    _sub(feed, "link", rel="alternate", type="text/html", href=site_url(request) + alternate)
     # A feed-level author covers entries that have none (venue papers without authors).
     _sub(_sub(feed, "author"), "name", "Papershelf")
     _sub(feed, "generator", "Papershelf", version=__version__)
@@ -86,7 +116,7 @@ def _feed(
 def _paper_entry(card: PaperCard) -> ET.Element:
     entry = ET.Element("entry")
     _sub(entry, "id", card.abs_url)
-    _sub(entry, "title", " ".join(card.title.split()))
+    _sub(entry, "title", _one_line(card.title))
     _sub(entry, "updated", _iso(_entry_updated(card)))
     if card.first_submitted_at:
         _sub(entry, "published", _iso(_stamp(card.first_submitted_at)))
@@ -96,7 +126,7 @@ def _paper_entry(card: PaperCard) -> ET.Element:
         _sub(_sub(entry, "author"), "name", name)
     for cat in card.categories:
         _sub(entry, "category", term=cat)
-    _sub(entry, "summary", " ".join(card.abstract.split()), type="text")
+    _sub(entry, "summary", _one_line(card.abstract), type="text")
     return entry
 
 
@@ -104,33 +134,48 @@ def _entry_updated(card: PaperCard) -> datetime:
     return _stamp(card.last_updated_at or card.announced_on or card.sort_date or card.changed_at)
 
 
-def category_feed(request: Request, conn: ConnDep, expr_text: str) -> Response:
-    """The latest announcement day's papers for a category expression."""
+def category_feed(request: Request, conn: ConnDep, expr_text: str, raw_date: str = "") -> Response:
+    """A category expression's papers of one announcement day: `raw_date` (YYYY-MM-DD, as the
+    listing page takes it) or, when empty, the latest day."""
     try:
         expr = parse_expression(expr_text)
     except InvalidExpression as exc:
         return PlainTextResponse(f"{exc}\n", status_code=400)
-    day = latest_day(conn, expr)
-    cards = day_listing(conn, expr, day).papers if day else []
     canon = expr.canonical()
+    if raw_date:
+        # The listing page's rule (app.web.pages.params.parse_day; pages import this module).
+        try:
+            day: date | None = date.fromisoformat(raw_date.strip())
+        except ValueError:
+            return PlainTextResponse(
+                f"date {raw_date[:40]!r} is not a date (use YYYY-MM-DD)\n", status_code=400
+            )
+    else:
+        day = latest_day(conn, expr)
+    cards = day_listing(conn, expr, day).papers if day else []
+    if raw_date and not cards:
+        # As the listing page: a day without papers is not a list.
+        return PlainTextResponse(f"no {canon} papers were announced on {day}\n", status_code=404)
+    which = f"the papers announced on {day}" if raw_date else "the latest announcement day's papers"
     return _feed(
         request,
         title=f"Papershelf: {canon}" + (f" ({day})" if day else ""),
-        subtitle=f"arXiv {canon}: the latest announcement day's papers",
-        alternate=f"/arxiv/{canon}",
+        subtitle=f"arXiv {canon}: {which}",
+        alternate=f"/arxiv/{canon}" + (f"?date={day}" if raw_date else ""),
         entries=[_paper_entry(c) for c in cards],
         updated=max((_entry_updated(c) for c in cards), default=_stamp(day)),
     )
 
 
 @router.get("/arxiv/{expr}/feed", include_in_schema=False)
-def arxiv_feed(request: Request, conn: ConnDep, expr: str) -> Response:
-    return category_feed(request, conn, expr)
+def arxiv_feed(request: Request, conn: ConnDep, expr: str, date: str = "") -> Response:
+    return category_feed(request, conn, expr, date)
 
 
 @router.get("/venue/{name}/feed", include_in_schema=False)
 def venue_feed(request: Request, conn: ConnDep, name: str) -> Response:
-    venue_row = venue(conn, name)
+    # Imports never store a forbidden character (and PostgreSQL cannot even compare a NUL).
+    venue_row = venue(conn, name) if strip_xml_illegal(name) == name else None
     if venue_row is None:
         return PlainTextResponse(f"no venue named {name!r} is stored\n", status_code=404)
     updated = _stamp(venue_row.imported_at)
@@ -138,7 +183,7 @@ def venue_feed(request: Request, conn: ConnDep, name: str) -> Response:
     for row in venue_papers(conn, name, limit=VENUE_FEED_SIZE):
         entry = ET.Element("entry")
         _sub(entry, "id", f"urn:papershelf:venue:{name}:{row.venue_paper_id}")
-        _sub(entry, "title", " ".join(row.title.split()))
+        _sub(entry, "title", _one_line(row.title))
         _sub(entry, "updated", _iso(updated))
         link = (
             f"https://arxiv.org/abs/{row.arxiv_id}"
@@ -146,14 +191,14 @@ def venue_feed(request: Request, conn: ConnDep, name: str) -> Response:
             # Only web links: imported data must not smuggle in javascript: URLs.
             else row.site
             if row.site and row.site.startswith(("https://", "http://"))
-            else f"{str(request.base_url).rstrip('/')}/venue/{name}"
+            else f"{site_url(request)}/venue/{name}"
         )
         _sub(entry, "link", rel="alternate", href=link)
         for author in row.authors or []:
             _sub(_sub(entry, "author"), "name", author)
         summary = row.tldr or row.abstract
         if summary:
-            _sub(entry, "summary", " ".join(summary.split()), type="text")
+            _sub(entry, "summary", _one_line(summary), type="text")
         entries.append(entry)
     return _feed(
         request,
@@ -168,6 +213,7 @@ def venue_feed(request: Request, conn: ConnDep, name: str) -> Response:
 @router.get("/search/feed", include_in_schema=False)
 def search_feed(request: Request, conn: ConnDep, q: str = "") -> Response:
     """The newest matches of a query: a keyword alert for any feed reader."""
+    q = strip_xml_illegal(q)  # no stored text holds these; PostgreSQL refuses a NUL
     if not q.strip():
         return PlainTextResponse("give a query: /search/feed?q=words\n", status_code=400)
     page = search_papers(conn, q[:10_000], sort="date", limit=SEARCH_FEED_SIZE)

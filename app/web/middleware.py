@@ -4,12 +4,22 @@
   no framing);
 - CORS on `/api/` paths only, for the origins in `settings.cors_origins` (none by default);
 - `X-Request-ID`: a well-formed incoming id is echoed, otherwise one is generated;
-- a one-line JSON access log per request (logger `app.web.middleware`);
-- Prometheus metrics at `/metrics`: requests by route template and status, latency by route;
+- requests whose Host is not allowed (`allowed_hosts`) refused with 400 before any route,
+  so no link is built from a forged Host;
+- a one-line JSON access log per request (logger `app.web.middleware`; `logging_config()`
+  is what `papershelf serve` gives uvicorn so that it reaches stderr);
+- Prometheus metrics at `/metrics`, behind the admin bearer token: requests by route
+  template and status, latency by route;
+- gzip for compressible responses (HTML, JSON, feeds) to clients that accept it; the
+  compressed representation carries the weak form of the body's ETag;
 - a per-client token-bucket rate limit on `/api/`, `/search` and `/arxiv/{id}/faq`:
   in-process by default, shared through Redis when `settings.redis_url` is set (falls back
   to in-process while Redis is unreachable). Over the limit: 429 with the API's error
   shape and `Retry-After`.
+
+The client address (rate limits, the access log, look-up budgets) is `client_address`: the
+TCP peer, or, when the peer is one of `settings.trusted_proxies`, the nearest address in
+`X-Forwarded-For` that is not a trusted proxy.
 
 Settings read with `getattr` and a default, so this works before they exist:
 `cors_origins` ([]), `rate_limit_per_minute` (120; 0 disables), `rate_limit_burst` (60).
@@ -17,16 +27,20 @@ Settings read with `getattr` and a default, so this works before they exist:
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -35,7 +49,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
 
 from app.settings import Settings
 
@@ -45,19 +61,15 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# This module's logger carries the access log, one JSON line per request; the rate
+# limiter's own notes go to a child, so the access log holds requests only.
 log = logging.getLogger(__name__)
+limiter_log = log.getChild("ratelimit")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
-)
-# FastAPI's /docs and /redoc pages load their scripts from a CDN and start them inline.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https:; "
-    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 OTHER_SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
@@ -65,7 +77,6 @@ OTHER_SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-frame-options", b"DENY"),
 ]
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), *OTHER_SECURITY_HEADERS]
-DOCS_SECURITY_HEADERS = [(b"content-security-policy", DOCS_CSP.encode()), *OTHER_SECURITY_HEADERS]
 # Request bodies on /api/ larger than this (by Content-Length) are refused with 413.
 MAX_API_BODY = 64 * 1024
 # Uploads that enforce their own, larger limit (PAPERSHELF_ML_MAX_IMAGE_BYTES).
@@ -73,6 +84,87 @@ OWN_BODY_LIMIT = frozenset({"/api/v1/ml/tokenize"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 METRICS_PATH = "/metrics"
 UNMATCHED = "<unmatched>"
+# Probes and scrapers address the process by whatever name they have (a pod IP…); these
+# answers hold no links, so they skip the Host check.
+HOST_CHECK_EXEMPT = frozenset({"/healthz", "/readyz", METRICS_PATH})
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Bodies smaller than this are sent as they are (gzip's overhead eats the gain). Level 4:
+# within a few per cent of level 9's size at a third of level 6's CPU time (bench.web).
+GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 4
+# Compressed bodies of responses with a strong ETag, kept per process (bytes, all entries).
+GZIP_CACHE_BYTES = 32 * 1024 * 1024
+
+
+# --- the client address -----------------------------------------------------------------
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=16)
+def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
+def _trusted(address: str, networks: Iterable[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(source: Request | Scope, settings: Settings) -> str:
+    """The client's address for rate limits, logs and budgets: the TCP peer, unless the peer
+    is a trusted proxy (`PAPERSHELF_TRUSTED_PROXIES`); then `X-Forwarded-For` is read from
+    the right (each proxy appends the address it saw) and the first hop that is not itself
+    a trusted proxy is the client. Without trusted proxies the header is ignored, so a
+    client cannot pick its own bucket."""
+    scope = source.scope if isinstance(source, Request) else source
+    client = scope.get("client")
+    peer = str(client[0]) if client else "unknown"
+    networks = _networks(tuple(getattr(settings, "trusted_proxies", ()) or ()))
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [
+        hop.strip()
+        for name, value in scope.get("headers", [])
+        if name == b"x-forwarded-for"
+        for hop in value.decode("latin-1").split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:  # a proxy wrote something that is not an address
+                return peer
+    # Every hop a trusted proxy (an internal client): the first one is the origin.
+    return hops[0] if hops else peer
+
+
+# --- allowed hosts ----------------------------------------------------------------------
+
+
+def allowed_hosts(settings: Settings) -> frozenset[str]:
+    """Lower-case host names (no port) the site answers; `*` allows any."""
+    configured = list(getattr(settings, "allowed_hosts", []) or [])
+    if configured:
+        return frozenset(h.strip().lower().strip("[]") for h in configured)
+    hosts = set(LOCAL_HOSTS)
+    public = getattr(settings, "public_url", None)
+    if public and (name := urlsplit(public).hostname):
+        hosts.add(name.lower())
+    return frozenset(hosts)
+
+
+def _host_name(header: str) -> str:
+    """`example.org:8000` → `example.org`; `[::1]:8000` → `::1`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    name, _, port = header.rpartition(":")
+    return name if name and port.isdigit() else header
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -189,7 +281,9 @@ class RedisBuckets:
             return float(wait_ms) / 1000
         except Exception as exc:  # any Redis trouble: decide locally
             if not self._warned:
-                log.warning("rate limiter: Redis unavailable (%s), limiting per process", exc)
+                limiter_log.warning(
+                    "rate limiter: Redis unavailable (%s), limiting per process", exc
+                )
                 self._warned = True
             return await self.fallback.take(key)
 
@@ -202,11 +296,6 @@ def _rate_limited_path(path: str) -> bool:
         # The FAQ page's no-JavaScript form queues LLM work, like the API's POST.
         or (path.startswith("/arxiv/") and path.endswith("/faq"))
     )
-
-
-def _client_key(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
 
 
 # --- the middleware ---------------------------------------------------------------------
@@ -239,7 +328,8 @@ async def _send_error(
 
 
 class PapershelfMiddleware:
-    """Request id, security headers, access log, metrics, /metrics and rate limiting."""
+    """Request id, security headers, Host check, access log, metrics, /metrics and rate
+    limiting."""
 
     def __init__(
         self,
@@ -247,12 +337,22 @@ class PapershelfMiddleware:
         *,
         metrics: Metrics,
         limiter: LocalBuckets | RedisBuckets | None,
-        docs_paths: frozenset[str] = frozenset(),
+        settings: Settings,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.limiter = limiter
-        self.docs_paths = docs_paths
+        self.settings = settings
+        self.hosts = allowed_hosts(settings)
+        self.admin_token: str | None = getattr(settings, "admin_token", None)
+
+    def _host_allowed(self, scope: Scope) -> bool:
+        if "*" in self.hosts:
+            return True
+        for name, value in scope.get("headers", []):
+            if name == b"host":
+                return _host_name(value.decode("latin-1")) in self.hosts
+        return False  # HTTP/1.1 requires a Host header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -263,6 +363,7 @@ class PapershelfMiddleware:
         method: str = scope.get("method", "GET")
         request_id = ""
         body_size = 0
+        authorization = b""
         for name, value in scope.get("headers", []):
             if name == b"x-request-id" and not request_id:
                 candidate = value.decode("latin-1")
@@ -270,9 +371,11 @@ class PapershelfMiddleware:
                     request_id = candidate
             elif name == b"content-length":
                 body_size = int(value) if value.isdigit() else MAX_API_BODY + 1
+            elif name == b"authorization":
+                authorization = value
         request_id = request_id or uuid.uuid4().hex
-        security = DOCS_SECURITY_HEADERS if path in self.docs_paths else SECURITY_HEADERS
-        extra = [*security, (b"x-request-id", request_id.encode())]
+        client = client_address(scope, self.settings)
+        extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
         status = 500
         started = False
 
@@ -281,7 +384,7 @@ class PapershelfMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
-                headers = list(message.get("headers", []))
+                headers = _weaken_etag_if_encoded(list(message.get("headers", [])))
                 present = {k.lower() for k, _ in headers}
                 headers.extend((k, v) for k, v in extra if k not in present)
                 message = {**message, "headers": headers}
@@ -289,14 +392,23 @@ class PapershelfMiddleware:
 
         route = UNMATCHED
         try:
-            if path == METRICS_PATH:
+            if path not in HOST_CHECK_EXEMPT and not self._host_allowed(scope):
+                route = "<bad-host>"
+                await _send_error(
+                    send_wrapper,
+                    400,
+                    "bad_host",
+                    "this site does not answer to that Host (see PAPERSHELF_ALLOWED_HOSTS)",
+                    [],
+                )
+            elif path == METRICS_PATH:
                 route = METRICS_PATH
-                await self._serve_metrics(send_wrapper)
+                await self._serve_metrics(send_wrapper, authorization)
             elif (
                 self.limiter is not None
                 and method != "OPTIONS"
                 and _rate_limited_path(path)
-                and (wait := await self.limiter.take(_client_key(scope))) > 0
+                and (wait := await self.limiter.take(client)) > 0
             ):
                 self.metrics.rate_limited.inc()
                 route = "<rate-limited>"
@@ -340,13 +452,37 @@ class PapershelfMiddleware:
                         "status": status,
                         "ms": round(elapsed * 1000, 2),
                         "request_id": request_id,
-                        "client": _client_key(scope),
+                        "client": client,
                     },
                     ensure_ascii=False,
-                )
+                ),
+                extra={ACCESS_MARK: True},
             )
 
-    async def _serve_metrics(self, send: Send) -> None:
+    async def _serve_metrics(self, send: Send, authorization: bytes) -> None:
+        """Prometheus text for a scraper holding the admin token; 403 while none is set (as
+        the admin API), 401 otherwise."""
+        if not self.admin_token:
+            await _send_error(
+                send,
+                403,
+                "admin_disabled",
+                "metrics need an admin token: set PAPERSHELF_ADMIN_TOKEN",
+                [],
+            )
+            return
+        scheme, _, token = authorization.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(
+            token.strip(), self.admin_token.encode()
+        ):
+            await _send_error(
+                send,
+                401,
+                "unauthorized",
+                "metrics need the bearer admin token",
+                [(b"www-authenticate", b'Bearer realm="papershelf"')],
+            )
+            return
         data = generate_latest(self.metrics.registry)
         await send(
             {
@@ -360,6 +496,178 @@ class PapershelfMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": data})
+
+
+def _weaken_etag_if_encoded(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A gzip body is another byte sequence than the one its strong ETag names (RFC 9110
+    §8.8.1): send the weak form of the same tag. Revalidation compares weakly
+    (`app.web.http.etag_matches`), so either form gets its 304."""
+    if not any(k.lower() == b"content-encoding" for k, _ in headers):
+        return headers
+    return [
+        (k, b"W/" + v) if k.lower() == b"etag" and v.startswith(b'"') else (k, v)
+        for k, v in headers
+    ]
+
+
+# --- compression -------------------------------------------------------------------------
+
+
+class GzipCache:
+    """Compressed bodies by (path, query, strong ETag), least recently used dropped first:
+    a strong ETag names one byte sequence, so its gzip form is made once per process (a
+    400 kB listing costs milliseconds to compress, and is asked for again and again)."""
+
+    def __init__(self, max_bytes: int = GZIP_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries: dict[tuple[str, bytes, str], bytes] = {}
+
+    def get(self, key: tuple[str, bytes, str]) -> bytes | None:
+        body = self._entries.pop(key, None)
+        if body is not None:
+            self._entries[key] = body  # most recently used last
+        return body
+
+    def put(self, key: tuple[str, bytes, str], body: bytes) -> None:
+        if len(body) > self.max_bytes // 8 or key in self._entries:
+            return
+        self._entries[key] = body
+        self.size += len(body)
+        while self.size > self.max_bytes:
+            oldest = next(iter(self._entries))
+            self.size -= len(self._entries.pop(oldest))
+
+
+class _CachingGZipResponder(GZipResponder):
+    def __init__(self, app: ASGIApp, cache: GzipCache, key: tuple[str, bytes], **kw: Any):
+        super().__init__(app, **kw)
+        self.cache = cache
+        self.key = key
+
+    async def apply_compression(self, body: bytes, *, more_body: bool) -> bytes:
+        # A whole body in one message (no chunk compressed before it) with a strong ETag.
+        if more_body or self._compressor is not None:
+            return await super().apply_compression(body, more_body=more_body)
+        etag = Headers(raw=self.initial_message.get("headers", [])).get("etag", "")
+        if not etag.startswith('"'):
+            return await super().apply_compression(body, more_body=False)
+        key = (*self.key, etag)
+        if (hit := self.cache.get(key)) is not None:
+            return hit
+        out = await super().apply_compression(body, more_body=False)
+        self.cache.put(key, out)
+        return out
+
+
+class CachingGZipMiddleware(GZipMiddleware):
+    """Starlette's gzip (skips small bodies, 304s, images, event streams and bodies that
+    already carry a Content-Encoding; sets Vary), with the compressed form of responses
+    that carry a strong ETag cached (`GzipCache`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        minimum_size: int = GZIP_MIN_BYTES,
+        compresslevel: int = GZIP_LEVEL,
+        cache: GzipCache | None = None,
+    ) -> None:
+        super().__init__(app, minimum_size=minimum_size, compresslevel=compresslevel)
+        self.cache = cache or GzipCache()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _accepts_gzip(scope):
+            responder = _CachingGZipResponder(
+                self.app,
+                self.cache,
+                (scope.get("path", ""), scope.get("query_string", b"")),
+                minimum_size=self.minimum_size,
+                compresslevel=self.compresslevel,
+                thread_minimum_size=self.thread_minimum_size,
+                exclude_content_types=self.exclude_content_types,
+            )
+            await responder(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Uncompressed, but with Vary on what could have been (Starlette's identity path).
+        identity = IdentityResponder(
+            self.app, self.minimum_size, exclude_content_types=self.exclude_content_types
+        )
+        await identity(scope, receive, send)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    """`gzip` listed in Accept-Encoding, and not refused with `q=0`."""
+    for name, value in scope.get("headers", []):
+        if name == b"accept-encoding":
+            for part in value.decode("latin-1").lower().split(","):
+                coding, _, params = part.partition(";")
+                if coding.strip() == "gzip":
+                    q = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
+                    try:
+                        return float(q) > 0
+                    except ValueError:
+                        return False
+    return False
+
+
+# --- the access log in the server process ---------------------------------------------------
+
+ACCESS_MARK = "papershelf_access"
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: access lines as they are, other records wrapped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, ACCESS_MARK, False):
+            return record.getMessage()
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """`logging.config.dictConfig` for the web process (handed to uvicorn, which applies it
+    in the process that serves, reloader included): the access log as JSON lines on stderr,
+    uvicorn's own per-request line off (ours replaces it), everything else on stderr."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = {
+        **LOGGING_CONFIG,
+        "formatters": {
+            **LOGGING_CONFIG["formatters"],
+            "papershelf_json": {"()": f"{__name__}.JsonLogFormatter"},
+            "papershelf_plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        },
+        "handlers": {
+            **LOGGING_CONFIG["handlers"],
+            "papershelf_access": {
+                "class": "logging.StreamHandler",
+                "formatter": "papershelf_json",
+                "stream": "ext://sys.stderr",
+            },
+            "papershelf_plain": {
+                "class": "logging.StreamHandler",
+                "formatter": "papershelf_plain",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "loggers": {
+            **LOGGING_CONFIG["loggers"],
+            __name__: {"handlers": ["papershelf_access"], "level": level, "propagate": False},
+            "app": {"handlers": ["papershelf_plain"], "level": level, "propagate": False},
+        },
+    }
+    return config
 
 
 class ApiOnlyCORS:
@@ -400,13 +708,15 @@ def install(app: FastAPI, settings: Settings, *, registry: CollectorRegistry = R
     if getattr(app.state, "papershelf_middleware", False):
         return
     origins = list(getattr(settings, "cors_origins", []) or [])
+    # Innermost: compresses what the routes answer; the layer around it sees the encoded
+    # response (and weakens its ETag). Starlette's skips 304s, small bodies, bodies that
+    # already carry a Content-Encoding, images and event streams, and sets Vary.
+    app.add_middleware(CachingGZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(
         PapershelfMiddleware,
         metrics=get_metrics(registry),
         limiter=make_limiter(settings),
-        docs_paths=frozenset(
-            p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
-        ),
+        settings=settings,
     )
     # Added last = outermost: API responses the inner layer makes itself (429, 500) carry
     # the CORS headers too, so a browser client can read them.

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from app.artifacts import related as rel
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.listing import paper_cards
+from app.web.api.params import PaperId
 from app.web.deps import ConnDep
 from app.web.errors import error_response
 from app.web.pages.errors import error_page
@@ -70,7 +71,7 @@ def related_page(request: Request, conn: ConnDep, arxiv_id: str) -> Response:
 )
 def api_related(
     conn: ConnDep,
-    arxiv_id: str,
+    arxiv_id: PaperId,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
 ) -> Response:
     """Papers related to this one, best first, by shared TF-IDF keywords (empty until

@@ -52,3 +52,22 @@ def test_bare_server_serves_under_load_and_stops(tmp_path) -> None:  # type: ign
     finally:
         server.stop()
     assert server.proc.poll() is not None
+
+
+def test_runs_ask_for_identity_unless_they_ask_for_gzip(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """httpx asks for gzip by default: the uncompressed runs must say identity, or both
+    halves of the comparison would measure the same compressed pages."""
+    import bench.web as web
+
+    seen: list[dict[str, str]] = []
+
+    async def fake_load(base, paths, headers, connections, duration):  # type: ignore[no-untyped-def]
+        seen.append(headers)
+        return 1, 1.0, [1.0], Counter({200: 1}), 10
+
+    monkeypatch.setattr(web, "_httpx_load", fake_load)
+    web.measure("plain", "http://x", ["/"], duration=0.1, connections=1, use_wrk=False)
+    web.measure(
+        "gz", "http://x", ["/"], duration=0.1, connections=1, use_wrk=False, headers=web.GZIP
+    )
+    assert [h["Accept-Encoding"] for h in seen] == ["identity", "gzip"]

@@ -16,12 +16,21 @@ from sqlalchemy import Engine, func, select
 
 from app.db import runs
 from app.db.models import Announcement, Paper, PaperCategory, PaperVersion
+from app.jobs import ondemand
 from app.jobs.connections import redis_settings
 from app.jobs.fetch import harvest_key, ids_job_id
 from app.jobs.queueing import scoped_job_id
 from app.search.backend import search_papers
 from app.settings import Settings
-from tests.fakes.arxiv_server import FakeArxiv, FakePaper, empty, malformed, repeat_page, status
+from tests.fakes.arxiv_server import (
+    FakeArxiv,
+    FakePaper,
+    delay,
+    empty,
+    malformed,
+    repeat_page,
+    status,
+)
 from workers import fetch
 
 pytestmark = pytest.mark.anyio
@@ -56,6 +65,7 @@ def settings(fake_arxiv: FakeArxiv, store_engine: Engine, tmp_path: Path) -> Set
         fetch_queue=f"papershelf-test:fetch:{uuid.uuid4().hex}",
         fetch_retry_delay=0.05,
         fetch_pages_per_job=2,
+        ondemand_delay=0.05,
     )
 
 
@@ -265,3 +275,123 @@ async def test_backfill_follows_tokens_and_survives_a_repeated_page(
     assert state is not None and state.done and state.resumption_token is None
     assert counts(store_engine)["papers"] == 11
     assert counts(store_engine)["paper_versions"] == sum(1 + i % 2 for i in range(1, 12))
+
+
+async def test_backfill_run_records_count_what_they_stored(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    store_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(i) for i in range(1, 8)], announce=False)
+    fake_arxiv.oai_page_size = 3
+    args = ("cs", "2026-01-01", "2026-12-31")
+    await enqueue(pool, settings, "backfill", *args, job_id=harvest_key(*args))
+    await run_burst(settings, redis_url)  # 3 pages: one job of 2, its continuation of 1
+    with store_engine.connect() as conn:
+        rows = [r for r in runs.recent_runs(conn) if r["kind"] == "oai-backfill"]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert sum(r["fetched"] for r in rows) == 7
+    assert sum(r["inserted"] for r in rows) == 7
+    assert sorted(r["inserted"] for r in rows) == [1, 6]
+
+
+async def test_a_killed_attempts_running_row_is_abandoned_when_the_job_runs_again(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    store_engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+) -> None:
+    fake_arxiv.add_papers([paper(1)], announce=False)
+    args = ("cs", "2026-01-01", "2026-12-31")
+    job_id = scoped_job_id(settings, harvest_key(*args))
+    # What a worker killed mid-job leaves behind: its attempt's row, still `running`.
+    with store_engine.begin() as conn:
+        killed = runs.start_run(conn, kind="oai-backfill", source="oai", job_id=job_id)
+        other = runs.start_run(conn, kind="rss", source="rss", job_id="someone-else")
+    await enqueue(pool, settings, "backfill", *args, job_id=harvest_key(*args))
+    await run_burst(settings, redis_url)
+    with store_engine.connect() as conn:
+        dead, alive = runs.get_run(conn, killed), runs.get_run(conn, other)
+        latest = runs.recent_runs(conn, limit=1)[0]
+    assert dead is not None and (dead["status"], dead["error"]) == ("failed", runs.ABANDONED)
+    assert alive is not None and alive["status"] == "running"  # may be a live job elsewhere
+    assert (latest["job_id"], latest["status"], latest["inserted"]) == (job_id, "ok", 1)
+
+
+async def test_worker_startup_abandons_rows_older_than_any_job(
+    settings: Settings, store_engine: Engine, pool: ArqRedis
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(seconds=settings.fetch_job_timeout + 3600)
+    with store_engine.begin() as conn:
+        old = runs.start_run(conn, kind="rss", source="rss", job_id="x", now=long_ago)
+        recent = runs.start_run(conn, kind="rss", source="rss", job_id="y")
+    ctx: dict[str, Any] = {"redis": pool, "settings": settings}
+    await fetch.startup(ctx)
+    await fetch.shutdown(ctx)
+    with store_engine.connect() as conn:
+        assert runs.get_run(conn, old)["status"] == "failed"  # type: ignore[index]
+        assert runs.get_run(conn, recent)["status"] == "running"  # type: ignore[index]
+
+
+async def test_ondemand_look_ups_go_in_batches_of_100(
+    fake_arxiv: FakeArxiv, settings: Settings, store_engine: Engine, redis_url: str
+) -> None:
+    fake_arxiv.add_papers([paper(n) for n in range(1, 151)], announce=False)
+    roomy = settings.model_copy(
+        update={"redis_url": redis_url, "ondemand_per_client_per_hour": 1000}
+    )
+    ids = [f"2606.{n:05d}" for n in range(1, 151)]
+    asked = await ondemand.ask(roomy, ids, "192.0.2.1")
+    assert sorted(asked.queued) == ids
+    await run_burst(roomy, redis_url)
+    sizes = sorted(
+        len((r.param("id_list") or "").split(",")) for r in fake_arxiv.requests_to("/api")
+    )
+    assert sizes == [50, 100]
+    assert counts(store_engine)["papers"] == 150
+    with store_engine.connect() as conn:
+        kinds = [(r["kind"], r["status"], r["inserted"]) for r in runs.recent_runs(conn)]
+    assert sorted(kinds) == [("ondemand", "ok", 50), ("ondemand", "ok", 100)]
+
+
+async def test_scheduled_fetches_go_before_ondemand_look_ups(
+    fake_arxiv: FakeArxiv, settings: Settings, pool: ArqRedis, redis_url: str
+) -> None:
+    """A back-fill of three pages (a job of two, then its continuation) is under way when a
+    look-up comes due: the look-up waits for the whole harvest, not just for the limiter."""
+    fake_arxiv.add_papers([paper(n) for n in range(1, 8)], announce=False)
+    fake_arxiv.oai_page_size = 3
+    fake_arxiv.inject(delay(0.5, path="/oai"))  # the first page is slow: the look-up waits
+    with_redis = settings.model_copy(update={"redis_url": redis_url})
+    args = ("cs", "2026-01-01", "2026-12-31")
+    await enqueue(pool, settings, "backfill", *args, job_id=harvest_key(*args))
+    await ondemand.ask(with_redis, ["2606.00002"], "192.0.2.1")
+    worker = await run_burst(with_redis, redis_url)
+    order = [r.path[:4] for r in fake_arxiv.requests if r.path.startswith(("/oai", "/api"))]
+    assert order == ["/oai", "/oai", "/oai", "/api"]
+    assert worker.jobs_retried >= 1  # the look-up put itself back while the harvest ran
+
+
+def test_budget_keys_group_ipv6_by_64() -> None:
+    assert ondemand.budget_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert ondemand.budget_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert ondemand.budget_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert ondemand.budget_key("192.0.2.1") == "192.0.2.1"
+    assert ondemand.budget_key("testclient") == "testclient"
+
+
+async def test_ids_asked_after_a_batch_was_taken_get_a_job_of_their_own(
+    settings: Settings, pool: ArqRedis, redis_url: str
+) -> None:
+    with_redis = settings.model_copy(update={"redis_url": redis_url})
+    await ondemand.ask(with_redis, ["2606.00001"], "192.0.2.1")
+    assert await ondemand.take_batch(pool, with_redis) == ["2606.00001"]
+    # A cancelled look-up puts its batch back; later asks join the next generation's job.
+    await ondemand.put_back(pool, with_redis, ["2606.00001"])
+    await ondemand.ask(with_redis, ["2606.00002"], "192.0.2.1")
+    jobs = {j.job_id for j in await pool.queued_jobs(queue_name=settings.fetch_queue)}
+    assert jobs == {scoped_job_id(settings, "ondemand:0"), scoped_job_id(settings, "ondemand:1")}
+    assert await ondemand.take_batch(pool, with_redis) == ["2606.00001", "2606.00002"]

@@ -15,7 +15,7 @@ from arq.worker import get_kwargs
 
 from app.settings import Settings
 from workers import fetch, llm
-from workers.pool import health_check_key, retry_job
+from workers.pool import JOB_COMPLETION_WAIT, health_check_key, retry_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,9 @@ def test_fetch_worker_settings(tmp_path: Path) -> None:
     assert ws["queue_name"] == "q:fetch" and ws["job_timeout"] == 123
     assert ws["functions"] == fetch.FUNCTIONS and ws["cron_jobs"] == fetch.CRON_JOBS
     assert (ws["max_tries"], ws["keep_result"], ws["max_jobs"]) == (fetch.MAX_TRIES, 60, 4)
-    assert (ws["health_check_interval"], ws["job_completion_wait"]) == (10, 30)
+    # A short grace on SIGTERM: `papershelf up` stops within 5 s (waiting jobs are cut at once).
+    assert (ws["health_check_interval"], ws["job_completion_wait"]) == (10, JOB_COMPLETION_WAIT)
+    assert JOB_COMPLETION_WAIT <= 2
     assert ws["health_check_key"] == f"q:fetch:health:{socket.gethostname()}:{os.getpid()}"
     assert (ws["redis_settings"].port, ws["redis_settings"].database) == (6390, 3)
     assert ws["on_startup"] is fetch.startup and ws["on_shutdown"] is fetch.shutdown

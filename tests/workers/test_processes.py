@@ -172,6 +172,11 @@ def test_worker_killed_mid_backfill_resumes_to_the_same_store(
             1 + i % 3 for i in range(1, 15)
         )
         assert conn.scalar(select(func.count()).select_from(PaperCategory)) == 28
+        # The killed attempt's run record is closed, and the records count every paper once.
+        records = runs.recent_runs(conn, limit=100)
+    assert [r for r in records if r["status"] == "running"] == []
+    assert any(r["error"] == runs.ABANDONED for r in records)
+    assert sum(r["inserted"] for r in records) == 14
 
 
 @pytest.fixture

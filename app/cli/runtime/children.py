@@ -58,6 +58,23 @@ class Child:
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]], deadline: float) -> list[int]:
+    """SIGTERM every live process at once, wait for them until `deadline` (monotonic), then
+    SIGKILL the ones still running. Returns the pids that had to be killed."""
+    live = [p for p in procs if p.poll() is None]
+    for proc in live:
+        proc.send_signal(signal.SIGTERM)
+    killed = []
+    for proc in live:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed.append(proc.pid)
+    return killed
+
+
 def ml_unavailable(settings: Settings) -> str | None:
     """Why the ML worker cannot run here (no torch, no checkpoint of any of its models), or
     None when it can.

@@ -2,8 +2,9 @@
 
 Without PAPERSHELF_REDIS_URL it starts an embedded Redis-compatible server on a private
 socket first. A child that dies is restarted with a growing delay; Ctrl+C (SIGINT) or
-SIGTERM stops the children gracefully (SIGTERM, then SIGKILL after a bound) and then the
-embedded server, so no process is left behind.
+SIGTERM stops everything within STOP_TIMEOUT: the children get SIGTERM (workers re-queue
+the jobs they cut short) and SIGKILL if still running near the end, then the embedded server
+stops, so no process is left behind.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from app.cli.console import out
-from app.cli.runtime.children import Child, children
+from app.cli.runtime.children import Child, children, stop_processes
 from app.cli.runtime.redis_server import EmbeddedRedis
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT = 40.0  # covers the worker's job_completion_wait
+# The whole stop, from the signal to the return. The workers need about their
+# job_completion_wait (2 s, workers.pool) plus closing; the embedded Redis gets the last
+# REDIS_STOP_SHARE (it keeps nothing on disk and stops at once).
+STOP_TIMEOUT = 5.0
+REDIS_STOP_SHARE = 1.0
 
 
 class Supervisor:
@@ -84,16 +88,10 @@ class Supervisor:
             child.next_start = now + delay
 
     def _stop_all(self) -> None:
-        live = [c.process for c in self.children if c.process and c.process.poll() is None]
-        for proc in live:
-            proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        for proc in live:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        procs = [c.process for c in self.children if c.process is not None]
+        for pid in stop_processes(procs, deadline - REDIS_STOP_SHARE):
+            log.warning("child %d did not stop in time; killed it", pid)
         if self.redis:
-            self.redis.stop()
+            self.redis.stop(timeout=max(0.1, deadline - time.monotonic()))
         out.print("stopped", markup=False, highlight=False)

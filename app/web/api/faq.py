@@ -47,6 +47,7 @@ from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.jobs import faq as jobs
 from app.jobs.connections import QueueUnavailable
 from app.settings import Settings
+from app.web.api.params import PaperId
 from app.web.api.schemas import FaqOut, FaqStatus, PromptOut
 from app.web.deps import EngineDep, SettingsDep
 from app.web.errors import ApiError, ApiRoute, documented, error_response, error_responses
@@ -264,7 +265,10 @@ async def follow(
 
 # --- routes -----------------------------------------------------------------------------------
 
-LangQuery = Annotated[str, Query(max_length=16, description="en or zh")]
+# The schema lists the two languages; the server also takes a few spellings (zh-CN, EN).
+LangQuery = Annotated[
+    str, Query(max_length=16, description="en or zh", json_schema_extra={"enum": list(LANGS)})
+]
 
 
 @router.get(
@@ -277,7 +281,7 @@ LangQuery = Annotated[str, Query(max_length=16, description="en or zh")]
     },
 )
 async def api_faq_stream(
-    arxiv_id: str,
+    arxiv_id: PaperId,
     engine: EngineDep,
     settings: SettingsDep,
     lang: LangQuery = "en",
@@ -314,7 +318,7 @@ async def api_faq_stream(
     responses={202: {"model": FaqOut, "description": "Queued or running"}, **ERRORS},
 )
 async def api_faq_request(
-    arxiv_id: str, engine: EngineDep, settings: SettingsDep, lang: LangQuery = "en"
+    arxiv_id: PaperId, engine: EngineDep, settings: SettingsDep, lang: LangQuery = "en"
 ) -> Response:
     """Ask for a paper's FAQ: 200 with the stored answer, else one generation is queued
     (requests while it waits or runs join it) and 202 says where it stands; follow it at
@@ -335,7 +339,7 @@ async def api_faq_request(
     responses={202: {"model": FaqOut, "description": "Queued or running"}, **ERRORS},
 )
 async def api_faq(
-    arxiv_id: str, engine: EngineDep, settings: SettingsDep, lang: LangQuery = "en"
+    arxiv_id: PaperId, engine: EngineDep, settings: SettingsDep, lang: LangQuery = "en"
 ) -> Response:
     """A paper's stored FAQ (200), or where its generation stands (202), or 404."""
     found = await lookup(engine, settings, arxiv_id, lang)

@@ -3,7 +3,6 @@ category expression."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
@@ -74,7 +73,7 @@ def api_days(
     request: Request,
     conn: ConnDep,
     category: Annotated[
-        list[str], Query(description="Category or archive id; none means every category")
+        list[str], params.category_query("Category or archive id; none means every category")
     ] = [],  # noqa: B006 - FastAPI copies defaults
     date_from: params.DateFrom = None,
     date_to: params.DateTo = None,
@@ -113,7 +112,9 @@ def api_listing(
     request: Request,
     conn: ConnDep,
     expression: Annotated[str, Path(max_length=500, description="e.g. cs.AI+cs.LG-cs.CY")],
-    day: Annotated[date | None, Query(alias="date", description="default: latest day")] = None,
+    day: Annotated[
+        params.Day | None, Query(alias="date", description="default: latest day")
+    ] = None,
     sort: Annotated[Literal["order", "popularity", "keywords"], Query()] = "order",
     kw: Annotated[str, Query(max_length=500, description="comma-separated keywords")] = "",
 ) -> Response:

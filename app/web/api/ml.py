@@ -28,6 +28,7 @@ from app.artifacts import thumbnails
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.jobs import pictures as pool
 from app.settings import Settings
+from app.web.api.params import PaperId
 from app.web.api.schemas import DecodeIn, DecodeOut, ModelsOut, SampleIn, SampleOut, TokenizeOut
 from app.web.deps import EngineDep, SettingsDep
 from app.web.errors import ApiError, ApiRoute, error_responses
@@ -211,7 +212,7 @@ def _stored(engine: Engine, arxiv_id: str) -> thumbnails.Stored | None:
         ),
     },
 )
-async def api_thumbnail(arxiv_id: str, request: Request, engine: EngineDep) -> Response:
+async def api_thumbnail(arxiv_id: PaperId, request: Request, engine: EngineDep) -> Response:
     """A paper's thumbnail: its PDF's first page as FSQ tokens decoded, or a placeholder
     the diffusion model generated (header `X-Thumbnail-Source`: pdf | generated)."""
     try:

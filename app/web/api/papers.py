@@ -49,7 +49,7 @@ def api_papers(
     conn: ConnDep,
     settings: SettingsDep,
     category: Annotated[
-        list[str], Query(description="Category or archive id; repeat for any-of")
+        list[str], params.category_query("Category or archive id; repeat for any-of")
     ] = [],  # noqa: B006 - FastAPI copies defaults
     date_from: params.DateFrom = None,
     date_to: params.DateTo = None,
@@ -153,7 +153,7 @@ def api_papers(
     response_model=ClicksOut,
     responses={404: documented("Unknown paper"), 413: documented("Request body too large")},
 )
-def api_paper_click(arxiv_id: str, click: ClickIn, engine: EngineDep) -> ClicksOut:
+def api_paper_click(arxiv_id: params.PaperId, click: ClickIn, engine: EngineDep) -> ClicksOut:
     """Count a click on a paper's PDF or summary link."""
     key = params.paper_id(arxiv_id)
     clicks_t = store.clicks_t
@@ -173,8 +173,10 @@ def api_paper_click(arxiv_id: str, click: ClickIn, engine: EngineDep) -> ClicksO
     response_model=PaperOut,
     responses={**NOT_MODIFIED, 404: documented("Unknown paper")},
 )
-def api_paper(request: Request, arxiv_id: str, conn: ConnDep) -> Response:
+def api_paper(request: Request, arxiv_id: params.PaperId, conn: ConnDep) -> Response:
     """One paper by arXiv id (any accepted spelling: old or new style, vN, URL)."""
+    if arxiv_id.endswith("/clicks"):  # this route's `:path` would take the POST-only route's
+        raise HTTPException(405, "Method Not Allowed", headers={"Allow": "POST"})
     key = params.paper_id(arxiv_id)
     paper = paper_detail(conn, key)
     if paper is None:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.artifacts.faqs import Lang
 from app.jobs.pictures import Solver
+from app.taxonomy import get_taxonomy
+from app.web.api.params import PAPER_ID_PATTERN
 
 MAX_SAMPLES = 16
 MAX_NFE = 50
@@ -230,10 +232,21 @@ class ListingOut(BaseModel):
     sections: list[ListingSectionOut]
 
 
+# The categories a re-fetch takes (their canonical ids; aliases are taken too).
+FETCH_CATEGORIES = sorted(c for c in get_taxonomy().categories if get_taxonomy().canonical(c) == c)
+
+
 class FetchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    category: str | None = Field(default=None, max_length=32, description="today's list")
-    ids: list[str] | None = Field(default=None, max_length=200, description="arXiv ids")
+    category: str | None = Field(
+        default=None,
+        max_length=32,
+        description="today's list",
+        json_schema_extra={"enum": [*FETCH_CATEGORIES, None]},
+    )
+    ids: list[Annotated[str, Field(json_schema_extra={"pattern": PAPER_ID_PATTERN})]] | None = (
+        Field(default=None, min_length=1, max_length=200, description="arXiv ids")
+    )
 
 
 class FetchOut(BaseModel):
@@ -316,8 +329,12 @@ class TokenizeOut(BaseModel):
 
 class DecodeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tokens: list[Annotated[list[int], Field(max_length=MAX_GRID)]] = Field(
-        max_length=MAX_GRID, description="A token grid, row by row (e.g. 16×16)"
+    tokens: list[
+        Annotated[
+            list[Annotated[int, Field(ge=0, lt=2**31)]], Field(min_length=1, max_length=MAX_GRID)
+        ]
+    ] = Field(
+        min_length=1, max_length=MAX_GRID, description="A token grid, row by row (e.g. 16×16)"
     )
 
 

@@ -18,19 +18,23 @@ router = APIRouter(prefix="/api/v1", responses=API_ERRORS, route_class=ApiRoute)
 @router.get("/search", tags=["search"], response_model=SearchOut)
 def api_search(
     conn: ConnDep,
-    q: Annotated[str, Query(max_length=10_000)],
-    category: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    q: Annotated[
+        str, Query(max_length=10_000, json_schema_extra={"pattern": params.NO_NUL_PATTERN})
+    ],
+    category: Annotated[list[str], params.category_query("Category or archive id")] = [],  # noqa: B006 - FastAPI copies defaults
     date_from: params.DateFrom = None,
     date_to: params.DateTo = None,
     sort: Literal["relevance", "date"] = "relevance",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1000)] = 0,
 ) -> dict[str, Any]:
-    params.check_category_count(category)
+    # Unknown categories are a 400, as on /papers (not a silently empty result).
+    categories = params.categories(category)
+    params.date_range(date_from, date_to)
     page = search_papers(
         conn,
         q,
-        categories=category,
+        categories=categories,
         date_from=date_from,
         date_to=date_to,
         sort=sort,

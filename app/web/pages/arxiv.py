@@ -36,7 +36,7 @@ def arxiv_page(
 ) -> Response:
     rest = rest.strip().strip("/")
     if rest.endswith("/feed"):
-        return category_feed(request, conn, rest.removesuffix("/feed"))
+        return category_feed(request, conn, rest.removesuffix("/feed"), date)
     if rest.endswith("/bibtex"):
         return bibtex(conn, rest.removesuffix("/bibtex"))
     try:

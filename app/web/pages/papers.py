@@ -1,9 +1,15 @@
 """Paper pages for id lists (`/arxiv/{id},{id}…`), which ask the fetch pool for ids the
 store lacks, and their BibTeX (`/arxiv/{ids}/bibtex`). Both are reached through the
-`/arxiv/` dispatcher in `app.web.pages.arxiv`."""
+`/arxiv/` dispatcher in `app.web.pages.arxiv`.
+
+Asking is bounded (`app.jobs.ondemand`): ids that cannot exist yet are answered 404 with no
+look-up; the others join one shared batch within the client's and the instance's hourly
+budgets; over budget, the page says so (429 when it has nothing else to show)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import anyio.from_thread
@@ -11,14 +17,14 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Connection
 
-from app.ingest.ids import InvalidArxivId, split_id_list
+from app.ingest.ids import InvalidArxivId, not_yet_issued, split_id_list
+from app.jobs import ondemand
 from app.jobs.connections import QueueUnavailable
-from app.jobs.fetch import ids_request
-from app.jobs.queueing import enqueue
 from app.listing import announcement_history, paper_cards
 from app.settings import Settings, get_settings
 from app.web.bibtex import bibtex_entry
 from app.web.http import PAPER_CACHE, cache_headers, etag_for, not_modified
+from app.web.middleware import client_address
 from app.web.pages.errors import error_page
 from app.web.templating import TEMPLATES
 
@@ -38,19 +44,64 @@ def redis_where(url: str) -> str:
         return "the configured address"
 
 
-async def enqueue_fetch_ids(settings: Settings, ids: list[str]) -> str | None:
-    """Ask the fetch pool for `ids` (one `fetch_ids` job; repeats collapse on its job id).
-    None when queued (or already queued), else why not, for the reader. Never waits long:
-    no connection retries, short timeouts."""
+async def ask_for_ids(settings: Settings, ids: list[str], client: str) -> ondemand.Asked | str:
+    """Ask the fetch pool for `ids` on behalf of `client` (`app.jobs.ondemand`): what became
+    of each id, or why nothing could be asked, for the reader. Never waits long: no
+    connection retries, short timeouts."""
     if not settings.redis_url:
         return "on-demand fetching is off here: no Redis is configured (PAPERSHELF_REDIS_URL)"
+    if not ondemand.enabled(settings):
+        return "on-demand fetching is off here"
     try:
-        await enqueue(settings, ids_request(ids), quick=True)
+        return await ondemand.ask(settings, ids, client)
     except QueueUnavailable as exc:  # unreachable, refused, timed out
         where = redis_where(settings.redis_url)
         cause = type(exc.__cause__).__name__ if exc.__cause__ else "no answer"
         return f"the fetch queue (Redis at {where}) is unreachable ({cause})"
-    return None
+
+
+def _not_fetched(ids: list[str], reason: str) -> str:
+    return f"Unknown to this shelf and not yet fetched: {', '.join(ids)} ({reason})."
+
+
+@dataclass(slots=True)
+class _Asked:
+    fetching: list[str] = field(default_factory=list)  # on their way: the page refreshes
+    notes: list[str] = field(default_factory=list)  # why the others are not
+    retry_after: int = 0  # over a budget: seconds until it refills
+
+
+def _ask(request: Request, ids: list[str], waited: int) -> _Asked:
+    """Ask for the ids that may exist, unless the page has waited long enough already."""
+    out = _Asked()
+    if not ids:
+        return out
+    if waited >= FETCH_MAX_WAITS:
+        why = (
+            f"asked arXiv for {FETCH_MAX_WAITS * FETCH_REFRESH_S} s without an answer: "
+            "the id may not exist, or no fetch worker is running"
+        )
+        out.notes.append(_not_fetched(ids, why))
+        return out
+    settings = get_settings()
+    asked = anyio.from_thread.run(ask_for_ids, settings, ids, client_address(request, settings))
+    if isinstance(asked, str):
+        out.notes.append(_not_fetched(ids, asked))
+        return out
+    out.fetching = asked.fetching
+    if asked.unknown:
+        out.notes.append(_not_fetched(asked.unknown, "arXiv has no paper with this id"))
+    if asked.over_budget:
+        out.retry_after = asked.retry_after
+        minutes = asked.retry_after // 60 + 1
+        out.notes.append(
+            _not_fetched(
+                asked.over_budget,
+                "too many look-ups from here or on this site lately: "
+                f"try later, within {minutes} min",
+            )
+        )
+    return out
 
 
 def papers_page(request: Request, conn: Connection, ids: list[str], raw_wait: str = "") -> Response:
@@ -58,34 +109,33 @@ def papers_page(request: Request, conn: Connection, ids: list[str], raw_wait: st
     cards = paper_cards(conn, ids)
     missing = [i for i in ids if i not in cards]
     waited = int(raw_wait) if raw_wait.isdigit() and len(raw_wait) < 4 else 0
-    fetching = False
-    reason: str | None = None
-    if missing:
-        if waited >= FETCH_MAX_WAITS:
-            reason = (
-                f"asked arXiv for {FETCH_MAX_WAITS * FETCH_REFRESH_S} s without an answer: "
-                "the id may not exist, or no fetch worker is running"
-            )
-        else:
-            reason = anyio.from_thread.run(enqueue_fetch_ids, get_settings(), missing)
-            fetching = reason is None
+    now = datetime.now(UTC)
+    impossible = {i: why for i in missing if (why := not_yet_issued(i, now))}
+    possible = [i for i in missing if i not in impossible]
+    notes = [f"{why}." for why in impossible.values()]  # what the reader is told, per group
+    asked = _ask(request, possible, waited)
+    notes += asked.notes
+    fetching, retry_after = asked.fetching, asked.retry_after
     if not cards and not fetching:
-        return error_page(
+        status = 429 if retry_after else 404
+        page = error_page(
             request,
-            404,
-            "Unknown paper",
-            f"{', '.join(missing)}: unknown to this shelf and not yet fetched from arXiv; "
-            f"{reason}.",
+            status,
+            "Not fetched: try later" if retry_after else "Unknown paper",
+            " ".join(notes),
         )
+        if retry_after:
+            page.headers["Retry-After"] = str(retry_after)
+        return page
     refresh = f"/arxiv/{','.join(ids)}?wait={waited + 1}" if fetching else None
     page = TEMPLATES.TemplateResponse(
         request,
         "papers.html",
         {
             "papers": [cards[i] for i in ids if i in cards],
-            "missing": missing,
-            "fetching": fetching,
-            "reason": reason,
+            "missing": fetching,
+            "fetching": bool(fetching),
+            "notes": notes,
             "refresh": refresh,
             "refresh_s": FETCH_REFRESH_S,
             "history": {i: announcement_history(conn, i) for i in cards},

@@ -12,7 +12,7 @@ from app.listing import InvalidExpression, PaperCard, paper_cards, parse_express
 from app.search import Sort, search_papers
 from app.web.deps import ConnDep
 from app.web.pages.errors import error_page
-from app.web.pages.params import parse_day
+from app.web.pages.params import parse_day, parse_page
 from app.web.templating import TEMPLATES
 
 router = APIRouter()
@@ -33,11 +33,9 @@ def search_page(
     raw_to = request.query_params.get("to", "")
     form = {"q": q, "category": category, "from": raw_from, "to": raw_to, "sort": sort}
     try:
-        number = int(page)
-        if not 1 <= number <= 10_000:
-            raise ValueError
-    except ValueError:
-        return error_page(request, 400, "Bad page", f"page must be a positive number, not {page!r}")
+        number = parse_page(page)
+    except ValueError as exc:
+        return error_page(request, 400, "Bad page", str(exc))
     if sort not in ("relevance", "date"):
         return error_page(request, 400, "Unknown sort", "sort must be relevance or date")
     try:

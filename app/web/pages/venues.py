@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from app.db.queries import venue, venue_papers, venues
 from app.web.deps import ConnDep
 from app.web.pages.errors import error_page
+from app.web.pages.params import parse_page
 from app.web.templating import TEMPLATES
 
 router = APIRouter()
@@ -26,11 +27,9 @@ def venue_page(request: Request, conn: ConnDep, name: str, page: str = "1") -> R
     if row is None:
         return error_page(request, 404, "Unknown venue", f"No venue named {name!r} is stored.")
     try:
-        number = int(page)
-        if number < 1:
-            raise ValueError
-    except ValueError:
-        return error_page(request, 400, "Bad page", f"page must be a positive number, not {page!r}")
+        number = parse_page(page)
+    except ValueError as exc:
+        return error_page(request, 400, "Bad page", str(exc))
     rows = venue_papers(conn, name, limit=VENUE_PAGE_SIZE, offset=(number - 1) * VENUE_PAGE_SIZE)
     return TEMPLATES.TemplateResponse(
         request,

@@ -88,6 +88,45 @@ def test_failed_run_keeps_a_bounded_error(engine) -> None:  # type: ignore[no-un
     assert len(row["error"]) == runs.ERROR_MAX_CHARS
 
 
+def test_counts_add_up_page_by_page_and_finish_keeps_them(engine) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        run_id = runs.start_run(conn, kind="oai-backfill", source="oai", category="cs")
+        runs.add_to_run(conn, run_id, fetched=3, inserted=3, announcements=4)
+        runs.add_to_run(conn, run_id, fetched=2, inserted=1, updated=1, unchanged=0)
+        runs.finish_run(conn, run_id, status="ok")
+        row = runs.get_run(conn, run_id)
+        with pytest.raises(LookupError):
+            runs.add_to_run(conn, run_id + 1000, fetched=1)
+    assert row is not None and row["status"] == "ok"
+    assert (row["fetched"], row["inserted"], row["updated"], row["announcements"]) == (5, 4, 1, 4)
+
+
+def test_stale_running_rows_are_abandoned(engine) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        old = runs.start_run(conn, kind="oai-backfill", source="oai", job_id="a", now=T0)
+        rerun = runs.start_run(
+            conn, kind="oai-backfill", source="oai", job_id="b", now=T0 + timedelta(hours=1)
+        )
+        live = runs.start_run(
+            conn, kind="rss", source="rss", job_id="c", now=T0 + timedelta(hours=1)
+        )
+        done = runs.start_run(conn, kind="rss", source="rss", job_id="d", now=T0)
+        runs.finish_run(conn, done, status="ok", fetched=2)
+        marked = runs.abandon_stale_runs(
+            conn, started_before=T0 + timedelta(minutes=30), job_id="b"
+        )
+    assert marked == 2
+    with engine.connect() as conn:
+        rows = {pk: runs.get_run(conn, pk) for pk in (old, rerun, live, done)}
+    for pk in (old, rerun):
+        row = rows[pk]
+        assert row is not None
+        assert (row["status"], row["error"]) == ("failed", runs.ABANDONED)
+        assert row["finished_at"] is not None
+    assert rows[live] is not None and rows[live]["status"] == "running"
+    assert rows[done] is not None and (rows[done]["status"], rows[done]["fetched"]) == ("ok", 2)
+
+
 def test_recent_runs_newest_first_and_limited(engine) -> None:  # type: ignore[no-untyped-def]
     with engine.begin() as conn:
         ids = [

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.ingest.ids import InvalidArxivId, parse_arxiv_id, split_id_list
+from app.ingest.ids import InvalidArxivId, not_yet_issued, parse_arxiv_id, split_id_list
 
 
 @pytest.mark.parametrize(
@@ -120,3 +121,39 @@ def test_new_style_round_trip(yymm: int, seq: int, version: int | None, prefix: 
     bare = f"{yymm:04d}.{seq:05d}"
     text = prefix + bare + (f"v{version}" if version else "")
     assert parse_arxiv_id(text) == (bare, version)
+
+
+DEC_6 = datetime(2026, 12, 6, 22, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("arxiv_id", "now", "impossible"),
+    [
+        ("2712.00001", DEC_6, True),  # a year ahead
+        ("2701.00001", DEC_6, True),  # next month
+        ("2612.00001", DEC_6, False),
+        ("2612.69999", DEC_6, False),  # ten thousand a day, with days of slack, may exist
+        # More than arXiv can have issued by the 1st (ten thousand a day, days of slack).
+        ("2612.60000", datetime(2026, 12, 1, tzinfo=UTC), True),
+        ("2612.40000", datetime(2026, 12, 1, tzinfo=UTC), False),
+        ("2611.99999", DEC_6, False),  # a past month: any number may exist
+        ("1412.9999", DEC_6, False),
+        ("hep-th/9901001", DEC_6, False),
+        # Late in a month the next month's first ids may already be out.
+        ("2701.00001", datetime(2026, 12, 29, tzinfo=UTC), False),
+        ("2701.00001", datetime(2026, 12, 20, tzinfo=UTC), True),
+    ],
+)
+def test_not_yet_issued(arxiv_id: str, now: datetime, impossible: bool) -> None:
+    reason = not_yet_issued(arxiv_id, now)
+    assert (reason is not None) == impossible
+    if reason:
+        assert arxiv_id in reason
+
+
+@given(st.integers(1, 99), st.integers(1, 12), st.integers(1, 99999))
+def test_ids_up_to_the_current_month_start_may_exist(yy: int, mm: int, seq: int) -> None:
+    """Whatever id parses, it may exist once its month has come and gone."""
+    arxiv_id = f"{yy:02d}{mm:02d}.{seq:05d}"
+    month_after = datetime(2000 + yy + mm // 12, mm % 12 + 1, 1, tzinfo=UTC)
+    assert not_yet_issued(arxiv_id, month_after) is None

@@ -13,6 +13,7 @@ from app.ingest.text import (
     parse_rfc2822,
     repair_mojibake,
     split_authors,
+    strip_xml_illegal,
     title_key,
     uninvert_name,
 )
@@ -86,7 +87,33 @@ def test_clean_text_collapses_hard_breaks() -> None:
 @given(st.text(max_size=200))
 def test_clean_text_is_split_join_of_decoded(s: str) -> None:
     # The fast paths must agree with the obvious definition.
-    assert clean_text(s) == " ".join(decode_tex_accents(s).split())
+    assert clean_text(s) == " ".join(strip_xml_illegal(decode_tex_accents(s)).split())
+
+
+def test_clean_text_removes_what_xml_forbids_and_keeps_the_rest() -> None:
+    assert (
+        clean_text("Deep\x00 nets \x02for\x1f NUL\ufffe\uffff \ud800text")
+        == "Deep nets for NUL text"
+    )
+    assert clean_text("a \x00 b") == "a b"
+
+
+def _xml_char(c: str) -> bool:
+    """XML 1.0's Char production."""
+    return (
+        c in "\t\n\r" or "\x20" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000"
+    )
+
+
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=200))
+def test_strip_xml_illegal_keeps_exactly_the_xml_characters(s: str) -> None:
+    assert strip_xml_illegal(s) == "".join(c for c in s if _xml_char(c))
+
+
+@given(st.text(st.characters(max_codepoint=0x7F), min_size=50, max_size=300))
+def test_strip_xml_illegal_on_long_ascii(s: str) -> None:
+    # Long ASCII text takes its own path.
+    assert strip_xml_illegal(s) == "".join(c for c in s if _xml_char(c))
 
 
 @given(st.text(max_size=200))

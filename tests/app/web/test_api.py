@@ -23,7 +23,7 @@ from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord, VenuePaperRecord
 from app.settings import Settings, get_settings
-from app.web import api
+from app.web import api, protocol
 from app.web.http import encode_page_token, fingerprint
 from app.web.middleware import install
 
@@ -99,6 +99,7 @@ def make_app(settings: Settings, registry: CollectorRegistry | None = None) -> F
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     install(app, settings, registry=registry or CollectorRegistry())
+    protocol.install(app)
     return app
 
 
@@ -383,8 +384,9 @@ def test_clicks(client: TestClient) -> None:
     plain = client.post(url, content=b'{"kind": "pdf"}', headers={"content-type": "text/plain"})
     assert_error(plain, 422)
     assert_error(client.post(url, content=b" " * 70_000, headers=_JSON), 413, "too_large")
-    # Never a state-changing GET.
-    assert client.get(url).status_code == 400
+    # Never a state-changing GET: the route is POST only, and says so.
+    r = client.get(url)
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
 
 
 _JSON = {"content-type": "application/json"}
@@ -458,7 +460,7 @@ def test_metrics_count_requests(db_env: Settings) -> None:
         c.get("/api/v1/papers/2501.00002")
         c.get("/api/v1/papers/2501.99999")
         c.get("/no/such/page")
-        text = c.get("/metrics").text
+        text = c.get("/metrics", headers={"Authorization": "Bearer s3cret-token"}).text
     route = "/api/v1/papers/{arxiv_id:path}"
     assert (
         registry.get_sample_value(
@@ -557,7 +559,8 @@ def test_rate_limit_429(db_env: Settings) -> None:
         assert r.headers["x-content-type-options"] == "nosniff"
         # Other paths and other clients are not limited.
         assert all(c.get("/elsewhere").status_code == 200 for _ in range(5))
-        assert c.get("/metrics").status_code == 200
+        admin = {"Authorization": "Bearer s3cret-token"}
+        assert c.get("/metrics", headers=admin).status_code == 200
     with TestClient(app, client=("192.0.2.77", 1)) as other:
         assert other.get("/api/v1/stats").status_code == 200
 

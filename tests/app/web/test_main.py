@@ -89,8 +89,10 @@ def test_search_api_and_bad_parameters(client: TestClient) -> None:
         r = client.get("/api/v1/search", params=params)
         assert r.status_code == 422, params
         assert r.json()["error"]["code"] == "invalid_parameter"
-    for q in ['"', "-", "OR OR", "ti:", "\x00"]:
+    for q in ['"', "-", "OR OR", "ti:"]:
         assert client.get("/api/v1/search", params={"q": q}).status_code == 200
+    # A NUL is refused before any query runs (PostgreSQL text cannot hold one).
+    assert client.get("/api/v1/search", params={"q": "\x00"}).status_code == 400
 
 
 def test_index_page(client: TestClient) -> None:
