@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 # models) only after torch and a checkpoint are known to be there.
 
 commands = typer.Typer()
+T = TypeVar("T")
 
 
 @commands.command()
@@ -85,6 +87,23 @@ def _progress(label: str) -> Progress:
     )
 
 
+def _queue(
+    settings: Settings, jobs: str, inline_does: str, backfill: Callable[[], Coroutine[Any, Any, T]]
+) -> T:
+    """Run a back-fill that queues `jobs` on the ML pool, or fail saying why it cannot."""
+    if not settings.redis_url:
+        raise fail(
+            f"no Redis is configured (PAPERSHELF_REDIS_URL) to queue {jobs} on; "
+            f"use --inline to {inline_does}"
+        )
+    from app.jobs.connections import QueueUnavailable
+
+    try:
+        return asyncio.run(backfill())
+    except QueueUnavailable as exc:
+        raise fail(f"cannot queue {jobs}: {exc}") from None
+
+
 def _summaries(*, inline: bool, limit: int | None) -> None:
     """`reindex --summaries`: queue `summarize_ids` jobs (or run them here with --inline)."""
     settings = get_settings()
@@ -92,19 +111,15 @@ def _summaries(*, inline: bool, limit: int | None) -> None:
     if inline:
         _summaries_inline(settings, engine, limit=limit)
         return
-    if not settings.redis_url:
-        raise fail(
-            "no Redis is configured (PAPERSHELF_REDIS_URL) to queue TL;DR jobs on; "
-            "use --inline to summarise here"
-        )
     from app.jobs.backfill import backfill_summaries
-    from app.jobs.connections import QueueUnavailable
     from app.jobs.summaries import BACKLOG_EXPIRES
 
-    try:
-        done = asyncio.run(backfill_summaries(settings, engine, limit=limit))
-    except QueueUnavailable as exc:
-        raise fail(f"cannot queue TL;DR jobs: {exc}") from None
+    done = _queue(
+        settings,
+        "TL;DR jobs",
+        "summarise here",
+        lambda: backfill_summaries(settings, engine, limit=limit),
+    )
     counts, queued = done.counts, done.queued.queued
     by_model = (
         f"{counts.model_version} by a model other than {done.model}"
@@ -162,18 +177,14 @@ def _thumbnails(*, inline: bool, limit: int | None) -> None:
     if inline:
         _thumbnails_inline(settings, engine, limit=limit)
         return
-    if not settings.redis_url:
-        raise fail(
-            "no Redis is configured (PAPERSHELF_REDIS_URL) to queue thumbnail jobs on; "
-            "use --inline to make them here"
-        )
     from app.jobs.backfill import backfill_thumbnails
-    from app.jobs.connections import QueueUnavailable
 
-    try:
-        done = asyncio.run(backfill_thumbnails(settings, engine, limit=limit))
-    except QueueUnavailable as exc:
-        raise fail(f"cannot queue thumbnail jobs: {exc}") from None
+    done = _queue(
+        settings,
+        "thumbnail jobs",
+        "make them here",
+        lambda: backfill_thumbnails(settings, engine, limit=limit),
+    )
     out.print(
         f"{done.pending} papers lack a current thumbnail"
         + (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -20,7 +19,6 @@ from arq.constants import job_key_prefix
 from arq.jobs import Job, JobStatus
 
 from app.artifacts.faqs import JOB_FUNCTION, FaqKey
-from app.jobs import connections
 from app.jobs.connections import QUICK_TIMEOUT_S, REDIS_ERRORS, QueueUnavailable
 from app.settings import Settings
 
@@ -36,11 +34,6 @@ UNAVAILABLE = (QueueUnavailable, *REDIS_ERRORS)
 
 # A stream entry: (entry id, {field: value}) as redis-py returns it.
 Entry = tuple[Any, dict[Any, Any]]
-
-
-def quick_pool(settings: Settings) -> AbstractAsyncContextManager[ArqRedis]:
-    """An arq pool for one web request that never hangs on a dead Redis (QueueUnavailable)."""
-    return connections.quick_pool(settings)
 
 
 @dataclass(frozen=True, slots=True)

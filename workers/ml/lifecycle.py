@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy.exc
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from app.db.engine import get_engine
 from app.jobs import pictures as picture_jobs
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_TRIES = 3
 DATABASE_RETRY_S = 30  # the first re-run's delay after a database error (doubles per try)
 T = TypeVar("T")
+P = TypeVar("P")  # a pending paper
+W = TypeVar("W")  # a written row
 
 
 def _load_summarizer_or_none(
@@ -108,12 +110,37 @@ async def announce(ctx: dict[str, Any]) -> None:
         )
 
 
-def retry_later(ctx: dict[str, Any], exc: sqlalchemy.exc.OperationalError) -> None:
+def _retry_later(ctx: dict[str, Any], exc: sqlalchemy.exc.OperationalError) -> None:
     """A busy database (SQLite's lock, a PostgreSQL restart) is worth another try later
     (arq's Retry: 30 s, then 60 s); what is written stays written."""
     retry_job(ctx, exc, max_tries=MAX_TRIES, first_delay=DATABASE_RETRY_S)
 
 
-def read(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
+def _read(engine: Engine, fn: Callable[..., T], *args: Any) -> T:
     with engine.connect() as conn:
         return fn(conn, *args)
+
+
+async def run_on_pending(
+    ctx: dict[str, Any],
+    select: Callable[..., list[P]],
+    args: tuple[Any, ...],
+    work: Callable[[dict[str, Any], list[P]], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """A job's body: read the papers that lack the artifact (`select(conn, *args)`, off the
+    event loop), then `work` on them. A busy database at either step has arq run the job
+    again later; what is written stays written."""
+    try:
+        pending = await asyncio.to_thread(_read, ctx["engine"], select, *args)
+        return await work(ctx, pending)
+    except sqlalchemy.exc.OperationalError as exc:
+        _retry_later(ctx, exc)
+        raise
+
+
+def write_batch(
+    engine: Engine, upsert: Callable[[Connection, Sequence[W]], int], rows: Sequence[W]
+) -> int:
+    """One batch of an artifact's rows, in one transaction."""
+    with engine.begin() as conn:
+        return upsert(conn, rows)

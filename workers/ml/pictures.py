@@ -14,7 +14,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import sqlalchemy.exc
 from PIL import Image
 from sqlalchemy import Engine
 
@@ -22,7 +21,7 @@ from app.artifacts import thumbnails
 from app.artifacts.base import batched
 from app.settings import Settings
 from workers.arxiv import ArxivClient, ArxivClientError, arxiv_client, make_http_client
-from workers.ml.lifecycle import announce, read, retry_later
+from workers.ml.lifecycle import announce, run_on_pending, write_batch
 from workers.ml.models import (
     check_thumbnail_settings,
     fetches_pdfs,
@@ -191,11 +190,6 @@ def make_thumbnails(
     return out
 
 
-def write_thumbnails(engine: Engine, rows: Sequence[thumbnails.Written]) -> int:
-    with engine.begin() as conn:  # one transaction per batch
-        return thumbnails.upsert(conn, rows)
-
-
 def thumbnails_inline(
     settings: Settings,
     engine: Engine,
@@ -221,7 +215,7 @@ def thumbnails_inline(
             asyncio.run(_fetch_pdfs_here(settings, batch)) if fetches_pdfs(models, settings) else {}
         )
         rows = make_thumbnails(models, settings, batch, pdfs)
-        written += write_thumbnails(engine, rows)
+        written += write_batch(engine, thumbnails.upsert, rows)
         pending += len(batch)
         if on_batch:
             on_batch(len(chunk))
@@ -247,7 +241,7 @@ async def _thumbnails(ctx: dict[str, Any], pending: list[thumbnails.Pending]) ->
         rows = await loop.run_in_executor(
             ctx["executor"], partial(make_thumbnails, models, settings, batch, pdfs)
         )
-        written += await asyncio.to_thread(write_thumbnails, ctx["engine"], rows)
+        written += await asyncio.to_thread(write_batch, ctx["engine"], thumbnails.upsert, rows)
     versions = thumbnail_versions(models, settings)
     return {
         "fsq": versions.fsq,
@@ -271,19 +265,8 @@ async def thumbnails_for_listing(ctx: dict[str, Any], day: str, category: str) -
     if (skipped := _no_pictures(ctx)) is not None:
         return {"day": day, "category": category, **skipped}
     versions = thumbnail_versions(ctx["pictures"], ctx["settings"])
-    try:
-        pending = await asyncio.to_thread(
-            read,
-            ctx["engine"],
-            thumbnails.pending_for_day,
-            date.fromisoformat(day),
-            category,
-            versions,
-        )
-        result = await _thumbnails(ctx, pending)
-    except sqlalchemy.exc.OperationalError as exc:
-        retry_later(ctx, exc)
-        raise
+    args = (date.fromisoformat(day), category, versions)
+    result = await run_on_pending(ctx, thumbnails.pending_for_day, args, _thumbnails)
     return {"day": day, "category": category, **result}
 
 
@@ -292,14 +275,7 @@ async def thumbnails_for_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, A
     if (skipped := _no_pictures(ctx)) is not None:
         return {"ids": len(ids), **skipped}
     versions = thumbnail_versions(ctx["pictures"], ctx["settings"])
-    try:
-        pending = await asyncio.to_thread(
-            read, ctx["engine"], thumbnails.pending_for_ids, ids, versions
-        )
-        result = await _thumbnails(ctx, pending)
-    except sqlalchemy.exc.OperationalError as exc:
-        retry_later(ctx, exc)
-        raise
+    result = await run_on_pending(ctx, thumbnails.pending_for_ids, (ids, versions), _thumbnails)
     return {"ids": len(ids), **result}
 
 

@@ -10,13 +10,12 @@ from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy.exc
 from sqlalchemy import Engine
 
 from app.artifacts import summaries
 from app.artifacts.base import batched
 from app.settings import Settings
-from workers.ml.lifecycle import announce, read, retry_later
+from workers.ml.lifecycle import announce, run_on_pending, write_batch
 from workers.ml.models import load_summarizer
 
 if TYPE_CHECKING:
@@ -43,11 +42,6 @@ def summarize_batch(
     ]
 
 
-def write(engine: Engine, rows: Sequence[summaries.Written]) -> int:
-    with engine.begin() as conn:  # one transaction per batch
-        return summaries.upsert(conn, rows)
-
-
 def summarize_inline(
     settings: Settings,
     engine: Engine,
@@ -66,7 +60,9 @@ def summarize_inline(
             with engine.connect() as conn:
                 batch = summaries.pending_for_ids(conn, chunk, summarizer.version)
             pending += len(batch)
-            written += write(engine, summarize_batch(summarizer, batch, settings))
+            written += write_batch(
+                engine, summaries.upsert, summarize_batch(summarizer, batch, settings)
+            )
             if on_batch:
                 on_batch(len(chunk))
     return {"model": summarizer.version, "pending": pending, "written": written}
@@ -82,7 +78,7 @@ async def _summarize(ctx: dict[str, Any], pending: list[summaries.Pending]) -> d
         rows = await loop.run_in_executor(
             ctx["executor"], partial(summarize_batch, summarizer, batch, settings)
         )
-        written += await asyncio.to_thread(write, ctx["engine"], rows)
+        written += await asyncio.to_thread(write_batch, ctx["engine"], summaries.upsert, rows)
     return {"model": summarizer.version, "pending": len(pending), "written": written}
 
 
@@ -98,15 +94,8 @@ async def summarize_listing(ctx: dict[str, Any], day: str, category: str) -> dic
     """TL;DRs for the papers of `category`'s list of `day` that lack a current one."""
     if (skipped := _no_summarizer(ctx)) is not None:
         return {"day": day, "category": category, **skipped}
-    engine, version = ctx["engine"], ctx["summarizer"].version
-    try:
-        pending = await asyncio.to_thread(
-            read, engine, summaries.pending_for_day, date.fromisoformat(day), category, version
-        )
-        result = await _summarize(ctx, pending)
-    except sqlalchemy.exc.OperationalError as exc:
-        retry_later(ctx, exc)
-        raise
+    args = (date.fromisoformat(day), category, ctx["summarizer"].version)
+    result = await run_on_pending(ctx, summaries.pending_for_day, args, _summarize)
     return {"day": day, "category": category, **result}
 
 
@@ -114,11 +103,6 @@ async def summarize_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     """TL;DRs for the stored papers among `ids` that lack a current one."""
     if (skipped := _no_summarizer(ctx)) is not None:
         return {"ids": len(ids), **skipped}
-    engine, version = ctx["engine"], ctx["summarizer"].version
-    try:
-        pending = await asyncio.to_thread(read, engine, summaries.pending_for_ids, ids, version)
-        result = await _summarize(ctx, pending)
-    except sqlalchemy.exc.OperationalError as exc:
-        retry_later(ctx, exc)
-        raise
+    args = (ids, ctx["summarizer"].version)
+    result = await run_on_pending(ctx, summaries.pending_for_ids, args, _summarize)
     return {"ids": len(ids), **result}

@@ -45,7 +45,7 @@ from app.artifacts.faqs import (
 )
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.jobs import faq as jobs
-from app.jobs.connections import QueueUnavailable
+from app.jobs.connections import QueueUnavailable, quick_pool
 from app.settings import Settings
 from app.web.api.params import PaperId
 from app.web.api.schemas import FaqOut, FaqStatus, PromptOut
@@ -156,7 +156,7 @@ async def _job_state(settings: Settings, key: FaqKey, *, request: bool = False) 
     """Where the key's generation stands, after queueing it when `request`; a 503 ApiError
     when the queue is unavailable."""
     try:
-        async with jobs.quick_pool(settings) as pool:
+        async with quick_pool(settings) as pool:
             if request:
                 return await jobs.request_generation(pool, settings, key)
             return await jobs.job_state(pool, settings, key)
@@ -220,7 +220,7 @@ async def follow(
     deadline = loop.time() + settings.llm_job_timeout + 120
     shown: int | None = -1
     try:
-        async with jobs.quick_pool(settings) as pool:
+        async with quick_pool(settings) as pool:
             while True:
                 entries = await jobs.read_events(pool, settings, key, last_id, block_ms=POLL_MS)
                 if entries:

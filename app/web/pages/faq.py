@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.artifacts.faqs import LANGS, LANGUAGE_NAMES, PromptError, blocks
 from app.jobs import faq as jobs
+from app.jobs.connections import quick_pool
 from app.listing import paper_cards
 from app.web.api.faq import DISABLED, lookup, prompt_out
 from app.web.deps import EngineDep, SettingsDep
@@ -55,7 +56,7 @@ async def faq_page(
     message: str | None = None
     if state == "none":
         try:
-            async with jobs.quick_pool(settings) as pool:
+            async with quick_pool(settings) as pool:
                 js = await jobs.job_state(pool, settings, found.key)
             state, position, message = js.state, js.position, js.message
         except jobs.UNAVAILABLE as exc:
@@ -99,7 +100,7 @@ async def faq_page_request(
         if not settings.llm_base_url:
             return error_page(request, 503, "No LLM configured", DISABLED)
         try:
-            async with jobs.quick_pool(settings) as pool:
+            async with quick_pool(settings) as pool:
                 await jobs.request_generation(pool, settings, found.key)
         except jobs.UNAVAILABLE as exc:
             return error_page(request, 503, "The LLM queue is unavailable", str(exc))
