@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     summarizer_device: str = "auto"
     # Beams for the summaries the pool stores (1 = greedy).
     summarizer_beams: int = 1
+    # Paper embeddings (ml.embeddings): the device (unset: the summarizer's), and papers per
+    # embedder call, each batch written in one transaction (and one progress step of
+    # `reindex --embeddings --inline`).
+    embeddings_device: str | None = None
+    embeddings_batch_size: int = Field(default=128, ge=1)
+    # The vector index (app.vectors), derived from the stored embeddings (default: under
+    # data_dir); several web processes on one machine share it read-only.
+    vectors_path: Path | None = None
 
     # Picture models (ML pool II): checkpoint directories written by `papershelf ml train-fsq`
     # and `papershelf ml train-diffusion` (+ `train-amed`); default: under data_dir/models.
@@ -165,6 +173,16 @@ class Settings(BaseSettings):
     @property
     def summarizer_path_resolved(self) -> Path:
         return self.summarizer_path or self.data_dir / "models" / "summarizer"
+
+    @property
+    def embeddings_device_resolved(self) -> str:
+        return self.embeddings_device or self.summarizer_device
+
+    @property
+    def embedder_cache_dir(self) -> Path:
+        """Where the embedder keeps what it derives from the packaged model (an exported,
+        quantised copy)."""
+        return self.data_dir / "models" / "embedder"
 
     @property
     def fsq_path_resolved(self) -> Path:

@@ -175,6 +175,25 @@ def import_papers(lines: list[bytes], data_dir: Path, work: Path) -> float:
     return time.perf_counter() - start
 
 
+def embed_papers(data_dir: Path) -> str:
+    """Store the cached real embeddings (bench.vectors) of the imported papers and build
+    the vector index, so [Related] runs by embedding; "keywords" when there is no cache."""
+    from app.db.engine import make_engine
+    from app.vectors import VectorIndex
+    from bench.related import store_embeddings
+    from bench.vectors import CACHE_FILE, cache_dir
+
+    if not (cache_dir() / CACHE_FILE).exists():
+        print("bench: no cached embeddings: [Related] by keywords", file=sys.stderr)
+        return "keywords"
+    engine = make_engine(f"sqlite:///{data_dir / 'papershelf.db'}")
+    stored = store_embeddings(engine)
+    VectorIndex(data_dir / "vectors").build(engine)
+    engine.dispose()
+    print(f"bench: stored and indexed {stored:,} embeddings", file=sys.stderr)
+    return "embedding"
+
+
 # --- load --------------------------------------------------------------------------------
 
 
@@ -370,6 +389,7 @@ def main() -> None:
         try:
             import_s = import_papers(lines, data_dir, work)
             print(f"bench: imported {len(lines):,} papers in {import_s:.1f} s", file=sys.stderr)
+            related_method = embed_papers(data_dir)
             site = Server(
                 "papershelf serve",
                 [sys.executable, "-m", "app.cli", "serve", "--host", HOST],
@@ -422,6 +442,9 @@ def main() -> None:
             results.append(run("paper page", site.url, [f"/arxiv/{i}" for i in ids]))
             results.append(
                 run("paper page, gzip", site.url, [f"/arxiv/{i}" for i in ids], headers=GZIP)
+            )
+            results.append(
+                run(f"related ({related_method})", site.url, [f"/arxiv/{i}/related" for i in ids])
             )
             results.append(run("bare route (middle)", bare.url, ["/"]))
             results.append(run("search page", site.url, [f"/search?q={w}" for w in words]))

@@ -621,6 +621,44 @@
     render();
   }
 
+  // --- "for you": the day ranked by this browser's stars -------------------------------
+  // The stars travel with the request (a GET parameter) and go nowhere else: the server
+  // keeps nothing. Without this script the sort shows the plain order and says why.
+  var FOR_YOU_MAX = 500;
+  // Stricter than ID_RE (a real month), so one odd stored id never spoils the request.
+  var SEND_ID_RE = /^(\d{2}(0[1-9]|1[0-2])\.\d{4,5}|[a-z-]+(\.[A-Za-z]{2})?\/\d{2}(0[1-9]|1[0-2])\d{3})(v\d+)?$/;
+  function starredParam() {
+    return starredIds().filter(function (id) { return SEND_ID_RE.test(id); })
+      .slice(0, FOR_YOU_MAX).join(",");
+  }
+  function forYou(form) {
+    var select = form.querySelector('select[name="sort"]');
+    if (!select) return;
+    form.addEventListener("submit", function () {
+      var input = form.querySelector('input[name="starred"]');
+      var ids = select.value === "foryou" ? starredParam() : "";
+      if (ids) {
+        if (!input) { input = el("input", { type: "hidden", name: "starred" }); form.appendChild(input); }
+        input.value = ids;
+      } else if (input) input.remove();
+    });
+    if (form.dataset.sort !== "foryou") return;
+    var ids = starredParam();
+    if (!ids) { $$("[data-foryou-hint]").forEach(function (h) { h.hidden = false; }); return; }
+    // The day links keep the sort; they take the stars along, so the next day comes ranked.
+    $$("nav.days a[rel]").forEach(function (a) {
+      var u = new URL(a.href, window.location.href);
+      u.searchParams.set("starred", ids);
+      a.href = u.toString();
+    });
+    // Reached without the stars (a bookmark, a day link): ask again with them.
+    var url = new URL(window.location.href);
+    if (!url.searchParams.get("starred")) {
+      url.searchParams.set("starred", ids);
+      window.location.replace(url.toString());
+    }
+  }
+
   // --- category picker on / (the form works without this: /pick builds the expression) --
   var PICK_NEXT = { off: "inc", inc: "exc", exc: "off" };
   var PICK_LABEL = { off: "·", inc: "+", exc: "−" };
@@ -693,6 +731,7 @@
   function init() {
     cards().forEach(enhanceCard);
     preferenceKeywords();
+    $$("form.sort").forEach(forYou);
     if (cards().length) buildFilterBar();
     buildTools();
     var starred = document.querySelector("[data-starred]");

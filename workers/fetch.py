@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine
 from app.db import runs, store
 from app.ingest.ids import parse_arxiv_id
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
-from app.jobs import ondemand, pictures, summaries
+from app.jobs import embeddings, ondemand, pictures, summaries
 from app.jobs.fetch import harvest_key, oai_set
 from app.jobs.queueing import scoped_job_id, submit
 from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
@@ -144,9 +144,27 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
         raise
     result = await _db(_write_listing, engine, run_id, category, page)
     if page.day and result["stored_count"]:
+        # Embeddings first: they are cheap, and [Related] and "for you" read them.
+        result["embeddings_queued"] = await _queue_embeddings(ctx, page.day, category, result)
         result["summaries_queued"] = await _queue_summaries(ctx, page.day, category, result)
         result["thumbnails_queued"] = await _queue_thumbnails(ctx, page.day, category, result)
     return result
+
+
+async def _queue_embeddings(
+    ctx: dict[str, Any], day: date, category: str, result: dict[str, Any]
+) -> bool:
+    """Ask the ML pool for the day's embeddings, as for its TL;DRs (`papershelf reindex
+    --embeddings` catches up on a failure)."""
+    settings: Settings = ctx["settings"]
+    try:
+        if not await embeddings.embeddings_enabled(ctx["redis"], settings):
+            return False
+        request = embeddings.listing_request(day, category, stored=result["stored_count"])
+        return await submit(ctx["redis"], settings, request) is not None
+    except (redis.exceptions.RedisError, OSError) as exc:
+        log.warning("could not queue the embeddings of %s %s: %s", category, day, exc)
+        return False
 
 
 async def _queue_summaries(

@@ -304,3 +304,23 @@ class Thumbnail(Base):
     # generated only (migration 0007): when a PDF was last tried for this paper and could not
     # be used; None when PDFs were off. With PDFs on, a placeholder is retried after a while.
     pdf_tried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- paper embeddings (migration 0009); written only by app.artifacts.embeddings ----------
+
+
+class PaperEmbedding(Base):
+    """A paper's sentence embedding from the ML pool (title and abstract, unit length), as
+    float16 little-endian bytes. A newer paper version or another model makes it stale: still
+    used for [Related] until the pool writes the new one."""
+
+    __tablename__ = "paper_embeddings"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    paper_version: Mapped[int | None] = mapped_column(Integer)  # papers.version it embedded
+    model_version: Mapped[str] = mapped_column(String(128))  # ml.embeddings Embedder.version
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

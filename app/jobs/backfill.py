@@ -1,6 +1,7 @@
-"""Back-fills through the ML pool (`papershelf reindex --summaries` / `--thumbnails`): count
-the papers that lack a current TL;DR or thumbnail and queue `ids_request` jobs for them,
-newest papers first, ranked so that the pool runs them in that order.
+"""Back-fills through the ML pool (`papershelf reindex --summaries` / `--embeddings` /
+`--thumbnails`): count the papers that lack a current TL;DR, embedding or thumbnail and
+queue `ids_request` jobs for them, newest papers first, ranked so that the pool runs them
+in that order.
 
 The result comes back as data (no printing): the caller words it. Redis errors surface as
 `QueueUnavailable`.
@@ -17,9 +18,11 @@ from arq import create_pool
 from arq.connections import ArqRedis
 from sqlalchemy import Engine
 
+from app.artifacts import embeddings as vectors
 from app.artifacts import summaries as tldrs
 from app.artifacts import thumbnails as thumbs
 from app.artifacts.base import batched
+from app.jobs import embeddings as embedding_jobs
 from app.jobs import pictures
 from app.jobs import summaries as ml_jobs
 from app.jobs.connections import NO_REDIS, REDIS_ERRORS, QueueUnavailable, redis_settings
@@ -41,6 +44,15 @@ class SummaryBackfill:
     model: str | None  # the model a running ML worker announced, if any
     enabled: bool  # whether the jobs have a taker (`ml_jobs.ml_pool_enabled`)
     counts: tldrs.PendingCounts
+    per_job: int
+    queued: Queued
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingBackfill:
+    model: str | None  # the embedder a running ML worker announced, if any
+    enabled: bool  # whether the jobs have a taker (`embedding_jobs.embeddings_enabled`)
+    pending: int
     per_job: int
     queued: Queued
 
@@ -101,6 +113,30 @@ async def backfill_summaries(
     except REDIS_ERRORS as exc:
         raise QueueUnavailable(f"Redis is unreachable ({exc})") from exc
     return SummaryBackfill(model, enabled, counts, per_job, queued)
+
+
+async def backfill_embeddings(
+    settings: Settings, engine: Engine, *, limit: int | None = None
+) -> EmbeddingBackfill:
+    """Queue `embed_ids` jobs for the papers lacking a current embedding, newest first."""
+    per_job = embedding_jobs.ids_per_job(settings)
+    try:
+        redis = await _open(settings)
+        try:
+            # Without an announced embedder, embeddings of any model count as current here
+            # (the jobs re-check against the real embedder anyway).
+            model = await embedding_jobs.announced_embedder(redis, settings)
+            enabled = await embedding_jobs.embeddings_enabled(redis, settings)
+            with engine.connect() as conn:
+                pending = vectors.pending_count(conn, model)
+            with engine.connect() as conn:
+                ids = vectors.pending_ids(conn, model, limit=limit)
+                queued = await queue_ids(redis, settings, ids, per_job, embedding_jobs.ids_request)
+        finally:
+            await redis.aclose()
+    except REDIS_ERRORS as exc:
+        raise QueueUnavailable(f"Redis is unreachable ({exc})") from exc
+    return EmbeddingBackfill(model, enabled, pending, per_job, queued)
 
 
 def announced_thumbnail_models(found: dict[str, Any] | None, settings: Settings) -> thumbs.Models:

@@ -1,23 +1,28 @@
 """[Related] papers: `/arxiv/{id}/related` (HTML) and `/api/v1/papers/{id}/related` (JSON).
 
 Include this router before the pages router, whose `/arxiv/{rest:path}` would otherwise
-answer `/arxiv/{id}/related`. Keywords come from `app.artifacts.related.build` (`papershelf
-reindex`); until it has run, the page says so and the API returns an empty list.
+answer `/arxiv/{id}/related`. The list comes from `app.vectors.related`: by embedding
+when the paper has one (the vector index, `papershelf reindex --vectors`), else by the TF-IDF
+keywords of `papershelf reindex`. The page says which, and so does the API (`method` on each
+item and the `X-Related-Method` header); until either exists, the page says so and the API
+returns an empty list.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from app.artifacts import related as rel
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.listing import paper_cards
+from app.vectors import VectorIndex, index_for
+from app.vectors import related as vrel
 from app.web.api.params import PaperId
-from app.web.deps import ConnDep
+from app.web.deps import ConnDep, SettingsDep
 from app.web.errors import error_response
 from app.web.pages.errors import error_page
 from app.web.templating import TEMPLATES
@@ -25,17 +30,29 @@ from app.web.templating import TEMPLATES
 router = APIRouter()
 
 NOT_BUILT = "Related papers have not been computed yet: run papershelf reindex."
+BY_EMBEDDING = "Related by the meaning of their titles and abstracts (embeddings)."
+BY_KEYWORDS = "Related by shared keywords: embeddings have not been computed for this paper yet."
 MAX_LIMIT = 50
+
+
+def get_vector_index(request: Request, settings: SettingsDep) -> VectorIndex:
+    """The app's vector index (`app.state.vector_index` when set), else the process's."""
+    index = getattr(request.app.state, "vector_index", None)
+    return index if isinstance(index, VectorIndex) else index_for(settings)
+
+
+VectorIndexDep = Annotated[VectorIndex, Depends(get_vector_index)]
 
 
 class RelatedOut(BaseModel):
     arxiv_id: str
     title: str
     score: float
+    method: vrel.Method
 
 
 @router.get("/arxiv/{arxiv_id:path}/related", include_in_schema=False)
-def related_page(request: Request, conn: ConnDep, arxiv_id: str) -> Response:
+def related_page(request: Request, conn: ConnDep, index: VectorIndexDep, arxiv_id: str) -> Response:
     try:
         key, _version = parse_arxiv_id(arxiv_id)
     except InvalidArxivId as exc:
@@ -45,18 +62,26 @@ def related_page(request: Request, conn: ConnDep, arxiv_id: str) -> Response:
         return error_page(
             request, 404, "Unknown paper", f"{key}: unknown to this shelf and not yet fetched."
         )
-    keywords = rel.keywords_for(conn, key)
-    pairs = rel.related(conn, key) if keywords else []
-    cards = paper_cards(conn, [a for a, _ in pairs])
+    found = vrel.related(conn, index, key)
+    cards = paper_cards(conn, [a for a, _ in found.pairs])
+    not_built = (
+        found.method == "keywords"
+        and found.keywords is None
+        and not rel.has_keywords(conn)
+        and not vrel.has_embeddings(conn, index)
+    )
     return TEMPLATES.TemplateResponse(
         request,
         "related.html",
         {
             "paper": paper,
-            "keywords": keywords or [],
-            "papers": [cards[a] for a, _ in pairs if a in cards],
-            "note": NOT_BUILT if keywords is None and not rel.has_keywords(conn) else None,
+            "method": found.method,
+            "method_note": BY_EMBEDDING if found.method == "embedding" else BY_KEYWORDS,
+            "keywords": found.keywords or [],
+            "papers": [cards[a] for a, _ in found.pairs if a in cards],
+            "note": NOT_BUILT if not_built else None,
         },
+        headers={"X-Related-Method": found.method},
     )
 
 
@@ -71,11 +96,16 @@ def related_page(request: Request, conn: ConnDep, arxiv_id: str) -> Response:
 )
 def api_related(
     conn: ConnDep,
+    index: VectorIndexDep,
     arxiv_id: PaperId,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+    blend: Annotated[
+        bool, Query(description="With embeddings: favour shared categories and authors.")
+    ] = False,
 ) -> Response:
-    """Papers related to this one, best first, by shared TF-IDF keywords (empty until
-    `papershelf reindex` has computed them)."""
+    """Papers related to this one, best first: by embedding (`method: "embedding"`, score
+    = cosine) when the paper has one, else by shared TF-IDF keywords (`method:
+    "keywords"`); empty until `papershelf reindex` has computed either."""
     try:
         key, _version = parse_arxiv_id(arxiv_id)
     except InvalidArxivId as exc:
@@ -83,12 +113,13 @@ def api_related(
     cards = paper_cards(conn, [key])
     if key not in cards:
         return error_response(404, "not_found", f"paper {key} is not in the store")
-    pairs = rel.related(conn, key, limit)
-    cards = paper_cards(conn, [a for a, _ in pairs])
+    found = vrel.related(conn, index, key, limit, blend=vrel.Blend() if blend else None)
+    cards = paper_cards(conn, [a for a, _ in found.pairs])
     return JSONResponse(
         [
-            {"arxiv_id": a, "title": cards[a].title, "score": score}
-            for a, score in pairs
+            {"arxiv_id": a, "title": cards[a].title, "score": score, "method": found.method}
+            for a, score in found.pairs
             if a in cards
-        ]
+        ],
+        headers={"X-Related-Method": found.method},
     )

@@ -28,6 +28,7 @@ from app.jobs.connections import redis_settings
 from app.jobs.queueing import submit
 from app.settings import Settings
 from tests.workers import conftest as worker_fixtures
+from tests.workers.test_ml_embeddings import no_embedder
 from workers import ml as ml_worker
 from workers.ml import lifecycle as ml_lifecycle
 from workers.ml import models as ml_models
@@ -106,6 +107,7 @@ async def run_burst(settings: Settings, summarizer: FakeSummarizer | None) -> Wo
         ctx["settings"] = settings
         if summarizer is not None:
             ctx["load_summarizer"] = lambda _settings: summarizer
+        ctx["load_embedder"] = no_embedder  # these tests are about TL;DRs
         await ml_lifecycle.startup(ctx)
 
     worker = Worker(

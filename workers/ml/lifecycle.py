@@ -16,20 +16,24 @@ from sqlalchemy import Connection, Engine
 
 from app.db.engine import get_engine
 from app.jobs import pictures as picture_jobs
+from app.jobs.embeddings import EMBEDDER_KEY_TTL, embedder_key
 from app.jobs.summaries import MODEL_KEY_TTL, model_key
 from app.settings import Settings, get_settings
 from workers.arxiv import arxiv_client, make_http_client
 from workers.ml.models import (
+    EmbedderMissing,
     NoModel,
     SummarizerMissing,
     announcement,
     check_thumbnail_settings,
+    load_embedder,
     load_picture_models,
     load_summarizer,
 )
 from workers.pool import retry_job
 
 if TYPE_CHECKING:
+    from ml.embeddings import Embedder
     from ml.pictures import PictureModels
     from ml.summarizer import Summarizer
 
@@ -51,10 +55,25 @@ def _load_summarizer_or_none(
         return None, str(exc)
 
 
+def _load_embedder_or_none(
+    loader: Callable[[Settings], Embedder], settings: Settings
+) -> tuple[Embedder | None, str | None]:
+    try:
+        return loader(settings), None
+    except EmbedderMissing as exc:
+        return None, str(exc)
+    except (ImportError, OSError) as exc:
+        # A partial install or an unwritable model cache: the pool still runs its other
+        # models, and the embedding jobs skip with the reason.
+        log.warning("the embedder did not load", exc_info=True)
+        return None, f"no embedder: {type(exc).__name__}: {exc}"
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     settings = ctx.get("settings") or get_settings()  # tests pass their own
     ctx["settings"] = settings
     loader: Callable[[Settings], Summarizer] = ctx.get("load_summarizer") or load_summarizer
+    load_embed: Callable[[Settings], Embedder] = ctx.get("load_embedder") or load_embedder
     load_pictures: Callable[[Settings], PictureModels] = (
         ctx.get("load_pictures") or load_picture_models
     )
@@ -64,9 +83,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["summarizer"], ctx["summarizer_missing"] = await loop.run_in_executor(
         executor, _load_summarizer_or_none, loader, settings
     )
+    ctx["embedder"], ctx["embedder_missing"] = await loop.run_in_executor(
+        executor, _load_embedder_or_none, load_embed, settings
+    )
     ctx["pictures"] = models = await loop.run_in_executor(executor, load_pictures, settings)
-    if ctx["summarizer"] is None and not models.any:
-        reasons = [ctx["summarizer_missing"], *models.missing.values()]
+    if ctx["summarizer"] is None and ctx["embedder"] is None and not models.any:
+        reasons = [ctx["summarizer_missing"], ctx["embedder_missing"], *models.missing.values()]
         raise NoModel("the ML pool has no model to run: " + "; ".join(reasons))
     check_thumbnail_settings(models, settings)
     ctx["engine"] = get_engine(settings)
@@ -83,6 +105,12 @@ async def startup(ctx: dict[str, Any]) -> None:
         )
     else:
         log.info("no summarizer: %s", ctx["summarizer_missing"])
+    if ctx["embedder"] is not None:
+        log.info(
+            "embedder %s loaded (backend %s)", ctx["embedder"].version, ctx["embedder"].backend
+        )
+    else:
+        log.info("%s", ctx["embedder_missing"])
     log.info("picture models: %s", announcement(models, settings))
 
 
@@ -94,12 +122,18 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def announce(ctx: dict[str, Any]) -> None:
-    """Tell queuers that an ML pool runs, and which models (app.jobs.summaries and
-    app.jobs.pictures read it)."""
+    """Tell queuers that an ML pool runs, and which models (app.jobs.summaries,
+    app.jobs.embeddings and app.jobs.pictures read it)."""
     settings: Settings = ctx["settings"]
     if ctx.get("summarizer") is not None:
         await ctx["redis"].set(
             model_key(settings), ctx["summarizer"].version, ex=int(MODEL_KEY_TTL.total_seconds())
+        )
+    if ctx.get("embedder") is not None:
+        await ctx["redis"].set(
+            embedder_key(settings),
+            ctx["embedder"].version,
+            ex=int(EMBEDDER_KEY_TTL.total_seconds()),
         )
     models: PictureModels | None = ctx.get("pictures")
     if models is not None:

@@ -1,5 +1,5 @@
 """What the ML pool loads and what the deployment's settings ask of the models: the
-summarizer, the picture models, the thumbnails' solver and versions, and what the pool
+summarizer, the embedder, the picture models, the thumbnails' solver and versions, and what the pool
 announces. `ml` (and with it torch) is imported inside the loaders only."""
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from app.artifacts import summaries, thumbnails
+from app.jobs.embeddings import embedder_installed
 from app.jobs.pictures import SOLVERS
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from ml.embeddings import Embedder
     from ml.pictures import PictureModels
     from ml.summarizer import Summarizer
 
@@ -23,8 +25,12 @@ class SummarizerMissing(RuntimeError):
     """No checkpoint where the settings point."""
 
 
+class EmbedderMissing(RuntimeError):
+    """The embedder cannot run here (the ML extra, with the packaged MiniLM, is missing)."""
+
+
 class NoModel(RuntimeError):
-    """No checkpoint at all: neither the summarizer nor a picture model."""
+    """No model at all: no summarizer, no embedder, no picture model."""
 
 
 def load_summarizer(settings: Settings) -> Summarizer:
@@ -35,6 +41,20 @@ def load_summarizer(settings: Settings) -> Summarizer:
     from ml import summarizer
 
     return summarizer.load(settings.summarizer_path_resolved, settings.summarizer_device)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """The packaged MiniLM on the embeddings' device (torch is imported in here). Tests put
+    their own loader in the worker's ctx as `load_embedder` instead."""
+    if not embedder_installed():
+        raise EmbedderMissing("no embedder: it needs the ML extra (pip install -e '.[ml]')")
+    from ml import embeddings
+
+    return embeddings.load_embedder(
+        device=settings.embeddings_device_resolved,
+        backend="auto",
+        cache_dir=settings.embedder_cache_dir,
+    )
 
 
 def load_picture_models(settings: Settings) -> PictureModels:

@@ -2,6 +2,7 @@
 supervisor that restarts and stops them (`supervisor`), and the embedded Redis-compatible
 server they share when none is configured (`redis_server`).
 
-Part of the CLI edge: imports settings, the domain's checkpoint checks and the CLI's console;
-never web, worker or ML code (the children are `python -m app.cli` processes, not imports).
+Part of the CLI edge: imports settings, the checks for checkpoints and the ML extra, and the
+CLI's console; never web, worker or ML code (the children are `python -m app.cli`
+processes, not imports).
 """

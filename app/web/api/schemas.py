@@ -232,6 +232,29 @@ class ListingOut(BaseModel):
     sections: list[ListingSectionOut]
 
 
+class ForYouMatchOut(BaseModel):
+    arxiv_id: str
+    score: float = Field(description="cosine similarity to the nearest starred paper")
+    nearest_starred: str = Field(description="the id of that starred paper")
+    nearest_title: str
+
+
+class ForYouOut(BaseModel):
+    starred: int = Field(description="distinct starred ids sent")
+    stars_used: int = Field(description="of those, the ones with an embedding to compare with")
+    unknown: list[str] = Field(description="starred ids not stored here (ignored)")
+    without_vector: list[str] = Field(description="starred papers without an embedding (ignored)")
+    ranked: list[ForYouMatchOut] = Field(description="the ranked papers, best first")
+    unranked: int = Field(description="papers without an embedding, in announcement order after")
+
+
+class ForYouListingOut(ListingOut):
+    """`sort=foryou`: sections "foryou" (ranked) and "unranked", or the plain sections when
+    nothing could be ranked; `for_you` says how the stars were used."""
+
+    for_you: ForYouOut
+
+
 # The categories a re-fetch takes (their canonical ids; aliases are taken too).
 FETCH_CATEGORIES = sorted(c for c in get_taxonomy().categories if get_taxonomy().canonical(c) == c)
 

@@ -1,4 +1,5 @@
-"""The [Related] page and API: related cards, 404s, the not-built-yet note.
+"""The [Related] page and API: related cards, 404s, the not-built-yet note, and which
+method (embedding or keywords) produced the list.
 
 The app includes `app.web.related.router` before the pages router, as app.main must
 (the pages router's `/arxiv/{rest:path}` would otherwise answer `/arxiv/{id}/related`).
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -16,17 +19,20 @@ from sqlalchemy import Engine
 
 from app.artifacts import related as rel
 from app.db import store
+from app.vectors import VectorIndex
 from app.web import api, pages
 from app.web import related as related_web
 from app.web.pages.cache import PageCache
 from app.web.templating import TEMPLATES, install_filters
 from tests.app.artifacts.test_related import records
+from tests.app.vectors.conftest import T0, unit, write_vectors
 
 EVIL = '<script>alert("x")</script> protein folding'
 
 
-def make_app(engine: Engine) -> FastAPI:
+def make_app(engine: Engine, vectors: Path) -> FastAPI:
     app = FastAPI()
+    app.state.vector_index = VectorIndex(vectors, check_every=0)
     app.include_router(related_web.router)
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -46,8 +52,8 @@ def seeded(engine: Engine) -> Engine:
 
 
 @pytest.fixture
-def client(seeded: Engine) -> Iterator[TestClient]:
-    with TestClient(make_app(seeded)) as c:
+def client(seeded: Engine, tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(make_app(seeded, tmp_path / "vectors")) as c:
         yield c
 
 
@@ -76,6 +82,7 @@ def test_page_lists_related_cards(built: TestClient) -> None:
     assert "<script>alert" not in r.text  # titles are escaped
     assert 'href="/arxiv/2601.00002/related">[Related]</a>' in r.text
     assert "Keywords:" in r.text
+    assert "Related by shared keywords" in r.text
 
 
 def test_page_errors_are_html(built: TestClient) -> None:
@@ -95,7 +102,9 @@ def test_api_related(built: TestClient) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body and body[0]["arxiv_id"] == "2601.00004"
-    assert set(body[0]) == {"arxiv_id", "title", "score"}
+    assert set(body[0]) == {"arxiv_id", "title", "score", "method"}
+    assert body[0]["method"] == "keywords"
+    assert r.headers["x-related-method"] == "keywords"
     assert body[0]["title"] == "Message passing in graph neural networks"
     assert all(isinstance(x["score"], float) for x in body)
     assert len(built.get("/api/v1/papers/2601.00003/related?limit=1").json()) == 1
@@ -111,3 +120,41 @@ def test_api_errors(client: TestClient) -> None:
     assert set(bad.json()["error"]) == {"code", "message"}
     # Before a build a known paper has no related papers yet: an empty list, not an error.
     assert client.get("/api/v1/papers/2601.00001/related").json() == []
+
+
+@pytest.fixture
+def embedded(seeded: Engine, client: TestClient) -> TestClient:
+    """Keywords built, and embeddings for the two protein papers and the two graph papers
+    (the graph-survey 2601.00008 shares keywords with them but has no vector)."""
+    with seeded.begin() as conn:
+        rel.build(conn)
+    ids = ["2601.00001", "2601.00002", "2601.00003", "2601.00004"]
+    topic = np.array([[4.0] + [0.0] * 15] * 2 + [[0.0, 4.0] + [0.0] * 14] * 2)
+    vecs = unit(topic + np.random.default_rng(3).random((4, 16)) * 0.5)
+    write_vectors(seeded, ids, vecs, at=T0, version=None)
+    return client
+
+
+def test_page_by_embedding_says_so(embedded: TestClient) -> None:
+    r = embedded.get("/arxiv/2601.00003/related")
+    assert r.status_code == 200
+    assert "Related by the meaning of their titles and abstracts" in r.text
+    assert "Keywords:" not in r.text
+    cards = re.findall(r'<article class="paper" id="([^"]+)"', r.text)
+    assert cards[0] == "2601.00004" and "2601.00003" not in cards
+
+
+def test_api_by_embedding_and_fallback(embedded: TestClient) -> None:
+    r = embedded.get("/api/v1/papers/2601.00001/related?limit=3")
+    body = r.json()
+    assert r.headers["x-related-method"] == "embedding"
+    assert [x["method"] for x in body] == ["embedding"] * 3
+    assert body[0]["arxiv_id"] == "2601.00002"
+    assert body[0]["score"] > body[1]["score"]
+    assert embedded.get("/api/v1/papers/2601.00001/related?blend=true").status_code == 200
+    # A paper without a vector: the keyword list, said so.
+    survey = embedded.get("/api/v1/papers/2601.00008/related")
+    assert survey.headers["x-related-method"] == "keywords"
+    assert survey.json() and survey.json()[0]["method"] == "keywords"
+    page = embedded.get("/arxiv/2601.00008/related")
+    assert "Related by shared keywords" in page.text
