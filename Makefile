@@ -44,6 +44,9 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.fetch $(ARGS)
 	$(BIN)/python -m bench.summarizer_quality $(ARGS)
 	$(BIN)/python -m bench.summarizer_speed $(ARGS)
+	$(BIN)/python -m bench.embeddings $(ARGS)
+	$(BIN)/python -m bench.vectors $(ARGS)
+	$(BIN)/python -m bench.related $(ARGS)
 	$(BIN)/python -m bench.fsq $(ARGS)
 	$(BIN)/python -m bench.diffusion $(ARGS)
 

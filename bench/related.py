@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.vectors import CACHE_FILE, cache_dir
 
         if args.quick and not (cache_dir() / CACHE_FILE).exists():
-            print("no cached embeddings (--quick does not compute them): embedding row empty")
+            print("no cached embeddings (--quick does not compute them): no embedding row")
             n_vec = 0
         else:
             n_vec = store_embeddings(engine)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples.append(
                     {
                         "seed": seed,
-                        "embedding": measure(conn, queries, by_embedding),
+                        **({"embedding": measure(conn, queries, by_embedding)} if n_vec else {}),
                         "keywords": measure(
                             conn,
                             queries,
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         engine.dispose()
 
-    methods = ("embedding", "keywords", "baseline")
+    # Without cached embeddings (a --quick run) the embedding row is left out, not zero.
+    methods = ("embedding", "keywords", "baseline") if n_vec else ("keywords", "baseline")
     print(f"\n{len(queries)} query papers per sample, top {TOP}, {n} papers in the store\n")
     print(
         f"{'metric':<14}"
