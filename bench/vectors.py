@@ -1,8 +1,8 @@
 """Vector index benchmark: exact scans against HNSW graphs, for app.vectors' choice.
 
-    python -m bench.vectors             # 50k real vectors and 2.5M synthetic ones
+    python -m bench.vectors             # the 49,866 real vectors and 2.5M synthetic ones
     python -m bench.vectors --quick     # 5k synthetic vectors (no real data, < 1 minute)
-    python -m bench.vectors --sizes 50000 --json out.json
+    python -m bench.vectors --sizes real --json out.json
 
 For each index: build time, memory (bytes), p50/p99 latency of one top-50 query (2
 threads), and recall@50 against an exact float32 scan, over the same query vectors.
@@ -345,7 +345,11 @@ def run_size(x: np.ndarray, label: str, queries: np.ndarray, args: argparse.Name
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="5k synthetic vectors only")
-    ap.add_argument("--sizes", default="50000,2500000", help="vector counts (the first: real)")
+    ap.add_argument(
+        "--sizes",
+        default="real,2500000",
+        help="vector counts; `real`: every real vector (more than those: synthetic)",
+    )
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--max-build-s", type=float, default=900.0)
     ap.add_argument("--no-faiss", action="store_true")
@@ -359,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         args.queries = min(args.queries, 100)
     else:
         _ids, base = real_vectors()
-        sizes, source = [int(s) for s in args.sizes.split(",")], "real"
+        sizes = [len(base) if s == "real" else int(s) for s in args.sizes.split(",")]
+        source = "real"
     results: list[Row] = []
     for n in sizes:
         if n <= len(base):

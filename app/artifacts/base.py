@@ -49,6 +49,16 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def not_older(new: Columns, old: Columns) -> sa.ColumnElement[bool]:
+    """An upsert's guard: the proposed row was made from the stored row's paper version or a
+    newer one (a slow job must not undo an artifact of a newer version); None is any."""
+    return sa.or_(
+        old.paper_version.is_(None),
+        new.paper_version.is_(None),
+        new.paper_version >= old.paper_version,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ArtifactTable:
     """A table of things derived from papers, whose `key` starts with `arxiv_id`."""

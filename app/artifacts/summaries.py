@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from app.artifacts.base import ArtifactTable
+from app.artifacts.base import ArtifactTable, not_older
 from app.db.models import Paper, Summary, VenuePaper
 from app.db.statements import chunks
 
@@ -169,11 +169,7 @@ def upsert(conn: Connection, rows: Iterable[Written], *, now: datetime | None = 
             "created_at": new.created_at,
         },
         where=lambda new, old: sa.and_(
-            sa.or_(
-                old.paper_version.is_(None),
-                new.paper_version.is_(None),
-                new.paper_version >= old.paper_version,
-            ),
+            not_older(new, old),
             sa.or_(
                 old.paper_version.is_distinct_from(new.paper_version),
                 old.model_version != new.model_version,

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Connection
 
-from app.artifacts.base import ArtifactTable
+from app.artifacts.base import ArtifactTable, not_older
 from app.db.models import Paper, Thumbnail
 
 papers = Paper.__table__
@@ -322,12 +322,7 @@ def upsert(conn: Connection, rows: Iterable[Written], *, now: datetime | None = 
         },
         where=lambda new, old: sa.and_(
             sa.or_(old.source != "pdf", new.source == "pdf"),
-            sa.or_(
-                old.source != "pdf",
-                old.paper_version.is_(None),
-                new.paper_version.is_(None),
-                new.paper_version >= old.paper_version,
-            ),
+            sa.or_(old.source != "pdf", not_older(new, old)),
             sa.or_(*(getattr(old, c).is_distinct_from(getattr(new, c)) for c in _COLUMNS)),
         ),
     )

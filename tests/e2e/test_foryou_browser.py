@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from tests.app.test_foryou import (
     STAR_DAY,
     seed_for_you,
 )
-from tests.e2e.conftest import _env, _free_port, answers, page_errors, running
+from tests.e2e.conftest import ARTIFACTS, _env, _free_port, answers, page_errors, running
 
 pytestmark = [pytest.mark.slow]
 
@@ -58,9 +57,7 @@ def card_ids(page: Any) -> list[str]:
     return [str(i) for i in page.locator(CARD).evaluate_all("els => els.map(e => e.dataset.id)")]
 
 
-def test_for_you_ranks_the_day_by_stars_made_in_the_page(
-    browser: Any, site: str, tmp_path: Path
-) -> None:
+def test_for_you_ranks_the_day_by_stars_made_in_the_page(browser: Any, site: str) -> None:
     from playwright.sync_api import expect
 
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -95,7 +92,8 @@ def test_for_you_ranks_the_day_by_stars_made_in_the_page(
         prev = page.locator('nav.days a[rel="prev"]').get_attribute("href") or ""
         assert "sort=foryou" in prev and STAR_A in prev and STAR_B in prev
 
-        shot = tmp_path / "foryou.png"
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "foryou.png"
         page.screenshot(path=str(shot), full_page=True)
         data = shot.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
