@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
@@ -182,6 +182,7 @@ class StoredBatch:
     pks: np.ndarray  # int64 papers.pk: the index's keys
     ids: list[str]  # arxiv ids, aligned with pks
     vectors: np.ndarray  # float32 (n, dim)
+    stamps: np.ndarray  # int64: each row's `created_at` (`stamp`), aligned with ids
     last_created_at: datetime | None  # the newest `created_at` in the batch
 
 
@@ -218,9 +219,19 @@ def stream_vectors(
             pks=np.fromiter((r.pk for r in rows), dtype=np.int64, count=len(rows)),
             ids=[r.arxiv_id for r in rows],
             vectors=vectors,
+            stamps=np.fromiter((stamp(c) for c in created), dtype=np.int64, count=len(rows)),
             last_created_at=max(created),
         )
         last_pk = rows[-1].pk
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def stamp(ts: datetime) -> int:
+    """A `created_at` as integer microseconds since 1970 (exact: both databases keep
+    microseconds), so a reader can tell a row it holds from a rewrite of it."""
+    return (_aware(ts) - _EPOCH) // timedelta(microseconds=1)
 
 
 def _aware(ts: datetime) -> datetime:

@@ -188,3 +188,29 @@ def test_the_delta_is_folded_into_a_build_once_it_is_large(
     write_vectors(stored, new, unit(np.ones((len(new), 16), dtype=np.float32)), at=later(1))
     again = vindex.rebuild_if_due(settings, stored)
     assert again is not None and again["count"] == N + len(new)
+
+
+def test_rows_written_just_before_a_build_are_not_held_twice(
+    engine: Engine, vectors: np.ndarray, tmp_path: Path
+) -> None:
+    """A back-fill writes its rows moments before the build (inside the clock margin): the
+    build has them, so readers keep no delta and re-reads do not grow one; a rewrite of one
+    of them afterwards is the delta's, once."""
+    from datetime import UTC, datetime
+
+    ids = [paper_id(i) for i in range(N)]
+    add_papers(engine, ids)
+    write_vectors(engine, ids, vectors, at=datetime.now(UTC))
+    index = reader(tmp_path / "vectors")
+    index.build(engine)
+    with engine.connect() as conn:
+        for _ in range(3):
+            index.refresh(conn, force=True)
+            assert index.status()["delta"] == 0
+    write_vectors(engine, [ids[0]], vectors[1][None], at=later(1), version=2)
+    with engine.connect() as conn:
+        for _ in range(3):
+            index.refresh(conn, force=True)
+            assert index.status()["delta"] == 1
+    got = index.search(vectors[1], 3)
+    assert [a for a, _ in got].count(ids[0]) == 1
