@@ -423,6 +423,15 @@ def day_listing(
     return DayListing(expr, day, sections, sort=sort, keywords=words)
 
 
+def papers_version(conn: Connection, ids: Sequence[str]) -> str | None:
+    """A cheap version of a page that shows these papers: their newest change (None when
+    none is stored)."""
+    changed = conn.scalar(
+        sa.select(sa.func.max(papers.c.changed_at)).where(papers.c.arxiv_id.in_(list(ids)))
+    )
+    return None if changed is None else f"{len(ids)}|{changed}"
+
+
 def listing_version(conn: Connection, expr: CategoryExpr, day: date) -> str:
     """A cheap version of a day's listing page: changes whenever the page could (the day's
     entries and their papers' metadata, and the newest day, which moves the prev/next links

@@ -13,17 +13,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from app.artifacts import related as rel
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
-from app.listing import paper_cards
+from app.listing import paper_cards, papers_version
 from app.vectors import VectorIndex, index_for
 from app.vectors import related as vrel
 from app.web.api.params import PaperId
 from app.web.deps import ConnDep, SettingsDep
 from app.web.errors import error_response
+from app.web.http import LISTING_CACHE, cache_headers, etag_for, not_modified
+from app.web.pages.cache import PageCacheDep
 from app.web.pages.errors import error_page
 from app.web.templating import TEMPLATES
 
@@ -52,17 +54,30 @@ class RelatedOut(BaseModel):
 
 
 @router.get("/arxiv/{arxiv_id:path}/related", include_in_schema=False)
-def related_page(request: Request, conn: ConnDep, index: VectorIndexDep, arxiv_id: str) -> Response:
+def related_page(
+    request: Request, conn: ConnDep, index: VectorIndexDep, cache: PageCacheDep, arxiv_id: str
+) -> Response:
     try:
         key, _version = parse_arxiv_id(arxiv_id)
     except InvalidArxivId as exc:
         return error_page(request, 400, "Not a paper id", str(exc))
+    found = vrel.related(conn, index, key)
+    # The page changes when the list does or any of its papers does: rendering ten cards
+    # costs far more than finding them, so a repeat is served from the page cache.
+    shown = [key, *(a for a, _ in found.pairs)]
+    version = papers_version(conn, shown)
+    etag = etag_for(f"related|{found.method}|{','.join(shown)}|{version}".encode())
+    if version is not None:
+        if not_modified(request, etag):
+            return Response(status_code=304, headers=cache_headers(etag, LISTING_CACHE))
+        if (cached := cache.get(etag)) is not None:
+            headers = {**cache_headers(etag, LISTING_CACHE), "X-Related-Method": found.method}
+            return HTMLResponse(cached, headers=headers)
     paper = paper_cards(conn, [key]).get(key)
     if paper is None:
         return error_page(
             request, 404, "Unknown paper", f"{key}: unknown to this shelf and not yet fetched."
         )
-    found = vrel.related(conn, index, key)
     cards = paper_cards(conn, [a for a, _ in found.pairs])
     not_built = (
         found.method == "keywords"
@@ -70,7 +85,7 @@ def related_page(request: Request, conn: ConnDep, index: VectorIndexDep, arxiv_i
         and not rel.has_keywords(conn)
         and not vrel.has_embeddings(conn, index)
     )
-    return TEMPLATES.TemplateResponse(
+    page = TEMPLATES.TemplateResponse(
         request,
         "related.html",
         {
@@ -83,6 +98,10 @@ def related_page(request: Request, conn: ConnDep, index: VectorIndexDep, arxiv_i
         },
         headers={"X-Related-Method": found.method},
     )
+    if page.status_code == 200:
+        cache.put(etag, bytes(page.body))
+        page.headers.update(cache_headers(etag, LISTING_CACHE))
+    return page
 
 
 @router.get(

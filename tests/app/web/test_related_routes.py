@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.artifacts import related as rel
 from app.db import store
+from app.db.models import Paper
 from app.vectors import VectorIndex
 from app.web import api, pages
 from app.web import related as related_web
@@ -158,3 +161,27 @@ def test_api_by_embedding_and_fallback(embedded: TestClient) -> None:
     assert survey.json() and survey.json()[0]["method"] == "keywords"
     page = embedded.get("/arxiv/2601.00008/related")
     assert "Related by shared keywords" in page.text
+
+
+def test_page_is_validated_and_served_again_until_its_papers_change(
+    embedded: TestClient, seeded: Engine
+) -> None:
+    first = embedded.get("/arxiv/2601.00003/related")
+    etag = first.headers["etag"]
+    again = embedded.get("/arxiv/2601.00003/related")
+    assert again.text == first.text and again.headers["etag"] == etag
+    assert again.headers["x-related-method"] == "embedding"
+    assert (
+        embedded.get("/arxiv/2601.00003/related", headers={"If-None-Match": etag}).status_code
+        == 304
+    )
+    # A listed paper changes (a new title): the page is rendered anew.
+    with seeded.begin() as conn:
+        conn.execute(
+            sa.update(Paper.__table__)
+            .where(Paper.__table__.c.arxiv_id == "2601.00004")
+            .values(title="Renamed graph paper", changed_at=datetime.now(UTC))
+        )
+    changed = embedded.get("/arxiv/2601.00003/related", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and "Renamed graph paper" in changed.text
+    assert changed.headers["etag"] != etag
