@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from app.artifacts.summaries import shown_tldrs
 from app.artifacts.thumbnails import shown_thumbnails
-from app.db.models import Announcement, Paper, PaperCategory, PaperClicks
+from app.db.models import Announcement, Paper, PaperCategory, PaperClicks, Summary, Thumbnail
 from app.db.queries import get_paper
 from app.db.statements import chunks
 from app.taxonomy import get_taxonomy
@@ -38,6 +38,17 @@ announcements = Announcement.__table__
 papers = Paper.__table__
 paper_categories = PaperCategory.__table__
 paper_clicks = PaperClicks.__table__
+# What the ML pool writes after a day is stored and a card shows: part of a page's version.
+_CARD_ARTIFACTS = (Summary.__table__, Thumbnail.__table__)
+
+
+def _artifacts_written(ids: sa.Select[Any] | list[str]) -> list[sa.ScalarSelect[Any]]:
+    """The newest TL;DR and thumbnail written for these papers (one scalar each)."""
+    return [
+        sa.select(sa.func.max(t.c.created_at)).where(t.c.arxiv_id.in_(ids)).scalar_subquery()
+        for t in _CARD_ARTIFACTS
+    ]
+
 
 ListingSort = Literal["order", "popularity", "keywords"]
 SORTS: tuple[ListingSort, ...] = ("order", "popularity", "keywords")
@@ -424,18 +435,26 @@ def day_listing(
 
 
 def papers_version(conn: Connection, ids: Sequence[str]) -> str | None:
-    """A cheap version of a page that shows these papers: their newest change (None when
-    none is stored)."""
-    changed = conn.scalar(
-        sa.select(sa.func.max(papers.c.changed_at)).where(papers.c.arxiv_id.in_(list(ids)))
-    )
-    return None if changed is None else f"{len(ids)}|{changed}"
+    """A cheap version of a page that shows these papers' cards: their newest change and
+    newest TL;DR and thumbnail (None when none is stored)."""
+    wanted = list(ids)
+    changed, *written = conn.execute(
+        sa.select(
+            sa.select(sa.func.max(papers.c.changed_at))
+            .where(papers.c.arxiv_id.in_(wanted))
+            .scalar_subquery(),
+            *_artifacts_written(wanted),
+        )
+    ).one()
+    if changed is None:
+        return None
+    return f"{len(wanted)}|{changed}|" + "|".join(str(w) for w in written)
 
 
 def listing_version(conn: Connection, expr: CategoryExpr, day: date) -> str:
     """A cheap version of a day's listing page: changes whenever the page could (the day's
-    entries and their papers' metadata, and the newest day, which moves the prev/next links
-    and the calendar)."""
+    entries and their papers' metadata, their TL;DRs and thumbnails, and the newest day,
+    which moves the prev/next links and the calendar)."""
     cats = sorted(expr.include | expr.exclude)
     n, changed = conn.execute(
         sa.select(sa.func.count(), sa.func.max(papers.c.changed_at))
@@ -445,4 +464,9 @@ def listing_version(conn: Connection, expr: CategoryExpr, day: date) -> str:
     newest = conn.scalar(
         sa.select(sa.func.max(announcements.c.day)).where(announcements.c.category.in_(cats))
     )
-    return f"{n}|{changed}|{newest}"
+    # TL;DRs and thumbnails arrive after the day is stored: a new one must make a new page.
+    listed = sa.select(announcements.c.arxiv_id).where(
+        announcements.c.day == day, announcements.c.category.in_(cats)
+    )
+    written = conn.execute(sa.select(*_artifacts_written(listed))).one()
+    return f"{n}|{changed}|{newest}|" + "|".join(str(w) for w in written)

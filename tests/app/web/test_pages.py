@@ -445,6 +445,26 @@ def test_listing_etag_304_and_invalidation(client: TestClient) -> None:
     assert "etag" not in client.get("/arxiv/cs.CL+cs.LG", params={"sort": "popularity"}).headers
 
 
+def test_listing_shows_a_tldr_written_after_it_was_cached(client: TestClient) -> None:
+    """The ML pool writes TL;DRs after a day is stored and first read: the cached page and
+    its validator must not hide them."""
+    from app.artifacts import summaries
+
+    first = client.get("/arxiv/cs.CL+cs.LG")
+    etag = first.headers["etag"]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        summaries.upsert(
+            conn,
+            [summaries.Written("2603.00002", None, "test-model", "A freshly written summary.")],
+        )
+    client.app.state.page_cache.forget_versions()  # type: ignore[attr-defined]
+    later = client.get("/arxiv/cs.CL+cs.LG", headers={"If-None-Match": etag})
+    assert later.status_code == 200 and later.headers["etag"] != etag
+    card = later.text[later.text.index('id="2603.00002"') :]
+    assert "A freshly written summary" in card[:4000], card[:3000]
+
+
 def test_api_day_listing_for_an_expression(client: TestClient) -> None:
     r = client.get("/api/v1/listings/cs.CL+cs.LG")
     assert r.status_code == 200, r.text
