@@ -7,6 +7,7 @@ the pooling); a backend only maps a padded batch of word pieces to hidden states
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-class Embedder:
+class Embedder(ABC):
     """Papers to unit vectors. Batches are sorted by length, so padding costs little;
     subclasses give the hidden states of one padded batch."""
 
@@ -73,9 +74,9 @@ class Embedder:
     def __init__(self) -> None:
         self.tokenizer = load_tokenizer()
 
+    @abstractmethod
     def hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Last hidden states (batch, tokens, DIM), float32."""
-        raise NotImplementedError
 
     def embed(self, papers: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
         """Unit-length float32 vectors (len(papers), DIM), in the order given."""
