@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import redis.exceptions
 from arq import Retry, cron
+from arq.connections import ArqRedis
 from arq.worker import func
 from sqlalchemy import Connection, Engine
 
@@ -31,7 +32,7 @@ from app.ingest.ids import parse_arxiv_id
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
 from app.jobs import embeddings, ondemand, pictures, summaries
 from app.jobs.fetch import harvest_key, oai_set
-from app.jobs.queueing import scoped_job_id, submit
+from app.jobs.queueing import JobRequest, scoped_job_id, submit
 from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
 from app.settings import Settings, get_settings
 from workers.arxiv import UpstreamHTTPError, UpstreamUnavailable, arxiv_client, make_http_client
@@ -145,58 +146,47 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
     result = await _db(_write_listing, engine, run_id, category, page)
     if page.day and result["stored_count"]:
         # Embeddings first: they are cheap, and [Related] and "for you" read them.
-        result["embeddings_queued"] = await _queue_embeddings(ctx, page.day, category, result)
-        result["summaries_queued"] = await _queue_summaries(ctx, page.day, category, result)
-        result["thumbnails_queued"] = await _queue_thumbnails(ctx, page.day, category, result)
+        for key, what, enabled, request_for in (
+            (
+                "embeddings_queued",
+                "embeddings",
+                embeddings.embeddings_enabled,
+                embeddings.listing_request,
+            ),
+            ("summaries_queued", "TL;DRs", summaries.ml_pool_enabled, summaries.listing_request),
+            (
+                "thumbnails_queued",
+                "thumbnails",
+                pictures.thumbnails_enabled,
+                pictures.listing_request,
+            ),
+        ):
+            result[key] = await _queue_day_job(
+                ctx, what, enabled, request_for, page.day, category, result
+            )
     return result
 
 
-async def _queue_embeddings(
-    ctx: dict[str, Any], day: date, category: str, result: dict[str, Any]
+async def _queue_day_job(
+    ctx: dict[str, Any],
+    what: str,
+    enabled: Callable[[ArqRedis, Settings], Awaitable[bool]],
+    request_for: Callable[..., JobRequest],
+    day: date,
+    category: str,
+    result: dict[str, Any],
 ) -> bool:
-    """Ask the ML pool for the day's embeddings, as for its TL;DRs (`papershelf reindex
-    --embeddings` catches up on a failure)."""
+    """Ask the ML pool for one artifact of the day's papers (by function name: no ML code is
+    imported here), when a worker can take the job. The list is stored already, so a failure
+    here is logged, not retried: its `papershelf reindex` back-fill catches up."""
     settings: Settings = ctx["settings"]
     try:
-        if not await embeddings.embeddings_enabled(ctx["redis"], settings):
+        if not await enabled(ctx["redis"], settings):
             return False
-        request = embeddings.listing_request(day, category, stored=result["stored_count"])
+        request = request_for(day, category, stored=result["stored_count"])
         return await submit(ctx["redis"], settings, request) is not None
     except (redis.exceptions.RedisError, OSError) as exc:
-        log.warning("could not queue the embeddings of %s %s: %s", category, day, exc)
-        return False
-
-
-async def _queue_summaries(
-    ctx: dict[str, Any], day: date, category: str, result: dict[str, Any]
-) -> bool:
-    """Ask the ML pool for the day's TL;DRs (by function name: no ML code is imported here).
-    The list is stored already, so a failure here is logged, not retried: `papershelf
-    reindex --summaries` catches up."""
-    settings: Settings = ctx["settings"]
-    try:
-        if not await summaries.ml_pool_enabled(ctx["redis"], settings):
-            return False
-        request = summaries.listing_request(day, category, stored=result["stored_count"])
-        return await submit(ctx["redis"], settings, request) is not None
-    except (redis.exceptions.RedisError, OSError) as exc:
-        log.warning("could not queue the TL;DRs of %s %s: %s", category, day, exc)
-        return False
-
-
-async def _queue_thumbnails(
-    ctx: dict[str, Any], day: date, category: str, result: dict[str, Any]
-) -> bool:
-    """Ask the ML pool for the day's thumbnails, as for its TL;DRs (`papershelf reindex
-    --thumbnails` catches up on a failure)."""
-    settings: Settings = ctx["settings"]
-    try:
-        if not await pictures.thumbnails_enabled(ctx["redis"], settings):
-            return False
-        request = pictures.listing_request(day, category, stored=result["stored_count"])
-        return await submit(ctx["redis"], settings, request) is not None
-    except (redis.exceptions.RedisError, OSError) as exc:
-        log.warning("could not queue the thumbnails of %s %s: %s", category, day, exc)
+        log.warning("could not queue the %s of %s %s: %s", what, category, day, exc)
         return False
 
 
