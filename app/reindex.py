@@ -10,15 +10,18 @@ from sqlalchemy import Engine
 
 from app.artifacts import related
 from app.db import store
-from app.search import backend_for
+from app.search import backend_for, fulltext
+from app.settings import get_settings
 
 
 def rebuild_search_index(engine: Engine) -> int:
-    """Rebuild the search index and re-link venue papers to arXiv, in one transaction.
-    Returns the number of venue papers linked."""
+    """Rebuild both search indexes (the database's own and the full-text index beside it)
+    and re-link venue papers to arXiv. Returns the number of venue papers linked."""
     with engine.begin() as conn:
         backend_for(conn).rebuild(conn)
-        return store.link_venues(conn)
+        linked = store.link_venues(conn)
+    fulltext.rebuild(get_settings(), engine)
+    return linked
 
 
 def build_related_keywords(engine: Engine) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -40,8 +40,13 @@ class Settings(BaseSettings):
     import_batch_size: int = 2000
     search_max_results: int = 1000
     search_max_query_chars: int = 10_000
-    # Relevance ranks at most this many of the newest matches (see app/search/backend.py).
+    # The database engine ranks at most this many of the newest matches (app/search/base.py).
     search_rank_window: int = 10_000
+    # "index": the full-text index beside the database (app/search/fulltext.py), every match
+    # ranked; "database": SQLite FTS5 / PostgreSQL tsvector, every word required.
+    search_engine: Literal["index", "database"] = "index"
+    # Where the full-text index lives; default: beside an SQLite file, else under data_dir.
+    search_index_path: Path | None = None
 
     # arXiv upstreams (base URLs; tests point them at a fake server on 127.0.0.1).
     arxiv_rss_url: str = "https://rss.arxiv.org"

@@ -34,6 +34,7 @@ from app.jobs import embeddings, ondemand, pictures, summaries
 from app.jobs.fetch import harvest_key, oai_set
 from app.jobs.queueing import JobRequest, scoped_job_id, submit
 from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
+from app.search import fulltext
 from app.settings import Settings, get_settings
 from workers.arxiv import UpstreamHTTPError, UpstreamUnavailable, arxiv_client, make_http_client
 from workers.pool import pool_settings, retry_job, start_context
@@ -96,6 +97,15 @@ def _begin_run(engine: Engine, settings: Settings, **kw: Any) -> int:
         return runs.start_run(conn, **kw)
 
 
+def _follow_search_index(settings: Settings, engine: Engine) -> None:
+    """Index what was just stored, so the first search after a fetch finds it without
+    paying for it. Never fails the fetch: a search catches the index up by itself."""
+    try:
+        fulltext.sync(settings, engine, wait=False)
+    except Exception:
+        log.exception("search index: sync after a fetch failed; searches will catch up")
+
+
 def _fail_run(engine: Engine, run_id: int, error: str) -> None:
     with engine.begin() as conn:
         runs.finish_run(conn, run_id, status="failed", error=error[:2000])
@@ -144,6 +154,7 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
         _retry_or_raise(ctx, exc)
         raise
     result = await _db(_write_listing, engine, run_id, category, page)
+    await _db(_follow_search_index, settings, engine)
     if page.day and result["stored_count"]:
         # Embeddings first: they are cheap, and [Related] and "for you" read them.
         for key, what, enabled, request_for in (
@@ -230,6 +241,7 @@ async def fetch_ids(ctx: dict[str, Any], ids: list[str]) -> dict[str, Any]:
         _retry_or_raise(ctx, exc)
         raise
     result = await _db(_write_papers, engine, run_id, page)
+    await _db(_follow_search_index, settings, engine)
     result["missing"] = sorted(set(keys) - {p.arxiv_id for p in page.papers})
     return result
 
@@ -266,6 +278,7 @@ async def fetch_ondemand(ctx: dict[str, Any]) -> dict[str, Any]:
         log.warning("on-demand look-up of %d id(s) failed: %s", len(ids), exc)
         return {"asked": ids, "error": f"{type(exc).__name__}: {exc}"}
     result = await _db(_write_papers, engine, run_id, page)
+    await _db(_follow_search_index, settings, engine)
     found = {p.arxiv_id for p in page.papers}
     await ondemand.answered(redis, settings, found, set(ids) - found)
     result["asked"] = ids
@@ -347,6 +360,7 @@ async def backfill(
                 state.resumption_token = None
                 continue
             await _db(_write_harvest_page, engine, run_id, state, page)
+            await _db(_follow_search_index, settings, engine)
             pages += 1
     except Exception as exc:
         await _db(_fail_run, engine, run_id, f"{type(exc).__name__}: {exc}")

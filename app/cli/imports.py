@@ -57,6 +57,13 @@ def import_(
                     on_page=partial(progress.advance, task),
                 )
             )
+    if any(r.papers for r in reports):
+        # The searches that follow find the papers at once, without indexing them inline.
+        from app.search import fulltext
+
+        indexed = fulltext.sync(get_settings(), engine)
+        if not as_json:
+            err.print(f"search index: {indexed} papers indexed", highlight=False)
     if as_json:
         out.print_json(json.dumps([r.to_json() for r in reports]))
     else:

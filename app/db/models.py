@@ -77,7 +77,8 @@ class Paper(Base):
     title_key: Mapped[str] = mapped_column(Text, index=True)
     content_hash: Mapped[str] = mapped_column(String(32))
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed: the full-text index's sync reads the rows changed since its watermark.
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
     __table_args__ = (Index("ix_papers_sort_date_arxiv_id", "sort_date", "arxiv_id"),)
 

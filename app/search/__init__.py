@@ -12,6 +12,7 @@ Part of the domain: imports the store's models and settings, never web, CLI, job
 or ML code.
 """
 
+from app.search import fulltext
 from app.search.backend import backend_for, index_for, search_papers
 from app.search.base import SearchBackend, SearchHit, SearchIndex, SearchPage, Sort
 from app.search.query import ParsedQuery, Term, index_tokens, parse_query
@@ -25,6 +26,7 @@ __all__ = [
     "Sort",
     "Term",
     "backend_for",
+    "fulltext",
     "index_for",
     "index_tokens",
     "parse_query",

@@ -56,6 +56,13 @@ class SearchPage:
     warnings: list[str] = field(default_factory=list, hash=False, compare=False)
     # The parsed query, e.g. for `query.highlight_terms()` when rendering the hits.
     query: ParsedQuery | None = field(default=None, compare=False)
+    # What answered: "index" (app.search.fulltext) or "database" (this module's backends),
+    # and how: "keyword", "semantic" or "hybrid" (app.hybrid).
+    engine: str = field(default="database", compare=False)
+    mode: str = field(default="keyword", compare=False)
+    # Said on the page: why a search was answered differently than asked (no index yet, no
+    # embeddings, ...).
+    notices: list[str] = field(default_factory=list, hash=False, compare=False)
 
     @property
     def has_more(self) -> bool:
@@ -66,7 +73,10 @@ class SearchPage:
         return {
             "total": self.total,
             "total_capped": self.total_capped,
+            "mode": self.mode,
+            "engine": self.engine,
             "warnings": list(self.warnings),
+            "notices": list(self.notices),
             "hits": [
                 {
                     "arxiv_id": h.arxiv_id,

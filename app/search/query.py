@@ -100,6 +100,8 @@ class Term:
 
     tokens: tuple[str, ...]
     field: Field | None = None
+    # Typed in quotes: a natural-language query keeps it required (app.search.fulltext).
+    quoted: bool = False
 
     @property
     def is_phrase(self) -> bool:
@@ -110,7 +112,8 @@ class Term:
         return " ".join(self.tokens)
 
     def __str__(self) -> str:
-        body = f'"{self.text}"' if self.is_phrase else self.text
+        # A compound typed with hyphens (or other separators) reads back the same.
+        body = f'"{self.text}"' if self.quoted else "-".join(self.tokens)
         return f"{_SHORT_FIELD[self.field]}:{body}" if self.field else body
 
 
@@ -132,6 +135,9 @@ class ParsedQuery:
     date_to: date | None = None
     warnings: list[str] = field(default_factory=list, hash=False, compare=False)
     text: str = field(default="", compare=False)  # the input, after truncation
+    # OR or AND typed: every group is required, as typed. Without them the query is natural
+    # language: the full-text index makes its plain words optional.
+    explicit_operators: bool = False
 
     @property
     def has_positive_terms(self) -> bool:
@@ -165,6 +171,9 @@ class ParsedQuery:
     def canonical(self) -> str:
         """The query rewritten in canonical syntax; parsing it gives the same query."""
         parts = [" OR ".join(str(t) for t in group) for group in self.positive]
+        if self.explicit_operators and not any(len(g) > 1 for g in self.positive):
+            # Keep the typed AND: it is what makes every word required.
+            parts = [" AND ".join(parts) if len(parts) > 1 else " ".join([*parts, "AND"])]
         parts += [f"-{t}" for t in self.negative]
         # One cat: term per set, so the canonical form never has more terms than the input.
         if self.categories:
@@ -293,7 +302,11 @@ class _Builder:
         if not tokens:
             return None  # punctuation only ("++", "-", '""'): nothing to search for
         kind = item.kind
-        return Term(tuple(tokens), kind if kind in ("title", "authors", "abstract") else None)
+        return Term(
+            tuple(tokens),
+            kind if kind in ("title", "authors", "abstract") else None,
+            quoted=item.quoted,
+        )
 
     def category(self, item: _Item) -> None:
         from app.taxonomy import get_taxonomy
@@ -358,17 +371,20 @@ def parse_query(
     pending_or = False  # an OR waits for the next positive term
     last_positive = False  # the previous term was positive, so an OR may follow it
     negate_next = False
+    explicit = False
     i = 0
     while i < len(items):
         item = items[i]
         i += 1
         if item.is_operator("OR"):
+            explicit = True
             if last_positive:
                 pending_or = True
             else:
                 b.warn("ignored OR without a search term on both sides")
             continue
         if item.is_operator("AND"):
+            explicit = True
             continue
         if item.is_operator("NOT"):
             negate_next = True
@@ -422,6 +438,7 @@ def parse_query(
         date_to=b.date_to,
         warnings=b.warnings,
         text=text,
+        explicit_operators=explicit,
     )
     if query.is_empty and text.strip():
         query.warnings.append("nothing to search for in the query")

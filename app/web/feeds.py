@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from app import __version__
 from app.db.queries import venue, venue_papers
+from app.hybrid import MODES, search
 from app.ingest.text import strip_xml_illegal
 from app.listing import (
     InvalidExpression,
@@ -29,7 +30,6 @@ from app.listing import (
     paper_cards,
     parse_expression,
 )
-from app.search import search_papers
 from app.settings import get_settings
 from app.web.deps import ConnDep
 
@@ -211,19 +211,32 @@ def venue_feed(request: Request, conn: ConnDep, name: str) -> Response:
 
 
 @router.get("/search/feed", include_in_schema=False)
-def search_feed(request: Request, conn: ConnDep, q: str = "") -> Response:
-    """The newest matches of a query: a keyword alert for any feed reader."""
+def search_feed(request: Request, conn: ConnDep, q: str = "", mode: str = "") -> Response:
+    """The newest matches of a query: a keyword alert for any feed reader. With
+    `mode=semantic` or `hybrid`, the best matches by meaning instead (ranked, not dated)."""
     q = strip_xml_illegal(q)  # no stored text holds these; PostgreSQL refuses a NUL
     if not q.strip():
         return PlainTextResponse("give a query: /search/feed?q=words\n", status_code=400)
-    page = search_papers(conn, q[:10_000], sort="date", limit=SEARCH_FEED_SIZE)
+    if mode and mode not in MODES:
+        return PlainTextResponse("mode must be keyword, semantic or hybrid\n", status_code=400)
+    ranked = mode in ("semantic", "hybrid")
+    page = search(
+        conn,
+        q[:10_000],
+        mode=mode or "keyword",
+        sort="relevance" if ranked else "date",
+        limit=SEARCH_FEED_SIZE,
+    )
     found = paper_cards(conn, [h.arxiv_id for h in page.hits])
     cards = [found[h.arxiv_id] for h in page.hits if h.arxiv_id in found]
     return _feed(
         request,
         title=f"Papershelf search: {q[:200]}",
-        subtitle=f"The newest {SEARCH_FEED_SIZE} papers matching the query",
-        alternate="/search?" + urlencode({"q": q, "sort": "date"}),
+        subtitle=f"The best {SEARCH_FEED_SIZE} papers for the query ({page.mode})"
+        if ranked
+        else f"The newest {SEARCH_FEED_SIZE} papers matching the query",
+        alternate="/search?"
+        + urlencode({"q": q, "mode": mode} if ranked else {"q": q, "sort": "date"}),
         entries=[_paper_entry(c) for c in cards],
         updated=max((_entry_updated(c) for c in cards), default=datetime.now(UTC)),
     )

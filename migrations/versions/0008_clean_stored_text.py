@@ -16,6 +16,7 @@ Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,6 +89,7 @@ def _repair(conn: sa.Connection, name: str, texts: tuple[str, ...], lists: tuple
         sa.column("pk", sa.Integer),
         sa.column("venue", sa.Text),
         sa.column("title_key", sa.Text),
+        sa.column("changed_at", sa.DateTime(timezone=True)),
         *(sa.column(c, sa.Text) for c in texts),
         *(sa.column(c, sa.JSON) for c in lists),
     )
@@ -109,6 +111,10 @@ def _repair(conn: sa.Connection, name: str, texts: tuple[str, ...], lists: tuple
             continue
         if "title" in changed:
             changed["title_key"] = title_key(changed["title"])
+        if name == "papers":
+            # Every index that follows papers by their change time (the full-text index of
+            # revision 0010) then sees the repair too.
+            changed["changed_at"] = datetime.now(UTC)
         new_id = changed.get("venue_paper_id")
         if new_id is not None:
             # The clean id is what a fresh import of the list writes; keep that row.

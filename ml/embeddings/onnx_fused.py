@@ -91,10 +91,32 @@ def build(dest: Path) -> None:
         graph.save_model_to_file(str(dest))
 
 
+#: The tokenizer beside the model: a web process without the ML extra (no packaged model)
+#: embeds queries with these two files alone (app.search.query_vector).
+TOKENIZER_FILE = f"{PACKAGED_ENCODER}-tokenizer.json"
+
+
+def _copy_tokenizer(cache_dir: Path) -> None:
+    final = cache_dir / TOKENIZER_FILE
+    source = encoder_dir(PACKAGED_ENCODER) / "tokenizer.json"
+    if final.is_file() and final.stat().st_size == source.stat().st_size:
+        return
+    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{final.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.write_bytes(source.read_bytes())
+        tmp.chmod(0o644)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cached_model(cache_dir: Path) -> Path:
     """The fused model in `cache_dir`, built there first when missing."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / model_name()
+    _copy_tokenizer(cache_dir)
     if final.is_file():
         return final
     fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{final.name}.", suffix=".tmp")

@@ -1,9 +1,11 @@
 """What the ML pool loads and what the deployment's settings ask of the models: the
-summarizer, the embedder, the picture models, the thumbnails' solver and versions, and what the pool
-announces. `ml` (and with it torch) is imported inside the loaders only."""
+summarizer, the embedder (and the web's query model beside it), the picture models, the
+thumbnails' solver and versions, and what the pool announces. `ml` (and with it torch) is
+imported inside the loaders only."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,11 +52,33 @@ def load_embedder(settings: Settings) -> Embedder:
         raise EmbedderMissing("no embedder: it needs the ML extra (pip install -e '.[ml]')")
     from ml import embeddings
 
-    return embeddings.load_embedder(
+    embedder = embeddings.load_embedder(
         device=settings.embeddings_device_resolved,
         backend="auto",
         cache_dir=settings.embedder_cache_dir,
     )
+    # The ONNX backend (the CPU's) has just made the file the web embeds queries with
+    # (app.search.query_vector); torch on a GPU has not.
+    if not embedder.backend.startswith("onnx"):
+        export_query_model(settings)
+    return embedder
+
+
+def export_query_model(settings: Settings) -> None:
+    """The fused ONNX MiniLM in the embedder's cache, built there when missing, for the
+    web's query vectors. Without it the web searches by words only, so a failure here is
+    logged and the pool goes on."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        log.info("no query model for the web: onnxruntime is not installed")
+        return
+    try:
+        from ml.embeddings import onnx_fused
+
+        path = onnx_fused.cached_model(settings.embedder_cache_dir)
+    except Exception:
+        log.warning("the query model for the web was not exported", exc_info=True)
+        return
+    log.info("query model for the web: %s", path)
 
 
 def load_picture_models(settings: Settings) -> PictureModels:

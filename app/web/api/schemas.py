@@ -118,7 +118,13 @@ class SearchOut(BaseModel):
     query: str
     total: int
     total_capped: bool
+    # How the results were found: keyword, semantic or hybrid (keyword and semantic fused),
+    # and by which engine: the full-text index, or the database's own search.
+    mode: Literal["keyword", "semantic", "hybrid"]
+    engine: Literal["index", "database"]
     warnings: list[str]
+    # Why the search was answered differently than asked (e.g. no embeddings yet).
+    notices: list[str]
     hits: list[SearchHitOut]
 
 

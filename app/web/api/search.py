@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from app.search import search_papers
+from app.hybrid import Mode, search
 from app.web.api import params
 from app.web.api.schemas import SearchOut
 from app.web.deps import ConnDep
@@ -27,13 +27,21 @@ def api_search(
     sort: Literal["relevance", "date"] = "relevance",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+    mode: Annotated[
+        Mode | None,
+        Query(
+            description="keyword, semantic or hybrid; default: hybrid once papers have "
+            "embeddings, else keyword"
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     # Unknown categories are a 400, as on /papers (not a silently empty result).
     categories = params.categories(category)
     params.date_range(date_from, date_to)
-    page = search_papers(
+    page = search(
         conn,
         q,
+        mode=mode,
         categories=categories,
         date_from=date_from,
         date_to=date_to,

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import fetch_status
 from app.db.queries import stats as read_stats
+from app.hybrid import search
 from app.listing import InvalidExpression, parse_expression
 from app.schedule import ET, parse_holidays
-from app.search import search_papers
 from app.settings import get_settings
 from app.taxonomy import get_taxonomy
 from app.web.deps import ConnDep
@@ -31,7 +31,7 @@ def index(
 ) -> Response:
     settings = get_settings()
     s = read_stats(conn)
-    page = search_papers(conn, q, limit=50) if q.strip() else None
+    page = search(conn, q, limit=50) if q.strip() else None
     fetch = fetch_status.status_summary(
         conn,
         categories=settings.categories,

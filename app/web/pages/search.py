@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from app.hybrid import MODES, search
 from app.listing import InvalidExpression, PaperCard, paper_cards, parse_expression
-from app.search import Sort, search_papers
+from app.search import Sort
 from app.web.deps import ConnDep
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day, parse_page
@@ -28,16 +29,26 @@ def search_page(
     category: str = "",
     sort: str = "relevance",
     page: str = "1",
+    mode: str = "",
 ) -> Response:
     raw_from = request.query_params.get("from", "")
     raw_to = request.query_params.get("to", "")
-    form = {"q": q, "category": category, "from": raw_from, "to": raw_to, "sort": sort}
+    form = {
+        "q": q,
+        "category": category,
+        "from": raw_from,
+        "to": raw_to,
+        "sort": sort,
+        "mode": mode,
+    }
     try:
         number = parse_page(page)
     except ValueError as exc:
         return error_page(request, 400, "Bad page", str(exc))
     if sort not in ("relevance", "date"):
         return error_page(request, 400, "Unknown sort", "sort must be relevance or date")
+    if mode and mode not in MODES:
+        return error_page(request, 400, "Unknown mode", "mode must be keyword, semantic or hybrid")
     try:
         date_from = parse_day(raw_from, "from") if raw_from.strip() else None
         date_to = parse_day(raw_to, "to") if raw_to.strip() else None
@@ -56,9 +67,10 @@ def search_page(
     result = None
     cards: list[PaperCard] = []
     if q.strip() or categories or date_from or date_to:
-        result = search_papers(
+        result = search(
             conn,
             text,
+            mode=mode or None,
             categories=categories,
             date_from=date_from,
             date_to=date_to,
@@ -79,6 +91,9 @@ def search_page(
             "terms": terms,
             "page": number,
             "page_size": SEARCH_PAGE_SIZE,
-            "feed_url": "/search/feed?" + urlencode({"q": q}) if q.strip() else None,
+            "modes": MODES,
+            "feed_url": "/search/feed?" + urlencode({"q": q, **({"mode": mode} if mode else {})})
+            if q.strip()
+            else None,
         },
     )

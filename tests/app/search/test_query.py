@@ -93,7 +93,9 @@ def test_typographic_quotes_and_unclosed_quote() -> None:
 
 def test_hyphenated_and_punctuated_words_become_phrases() -> None:
     q = parse_query("state-of-the-art GPT-4o C++")
-    assert words(q) == [['"state of the art"'], ['"gpt 4o"'], ["c"]]
+    assert words(q) == [["state-of-the-art"], ["gpt-4o"], ["c"]]
+    assert [t.tokens for t in q.terms()] == [("state", "of", "the", "art"), ("gpt", "4o"), ("c",)]
+    assert all(t.is_phrase and not t.quoted for t in list(q.terms())[:2])
 
 
 def test_exclusions() -> None:
@@ -142,7 +144,7 @@ def test_field_applies_to_the_following_word_or_phrase_only() -> None:
 
 
 def test_unknown_prefix_is_just_text() -> None:
-    assert words(parse_query("foo:bar")) == [['"foo bar"']]
+    assert words(parse_query("foo:bar")) == [["foo-bar"]]  # a compound: "foo" then "bar"
 
 
 def test_categories_are_canonicalised_and_archives_expanded() -> None:
