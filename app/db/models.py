@@ -249,7 +249,8 @@ class Summary(Base):
     paper_version: Mapped[int | None] = mapped_column(Integer)  # papers.version it summarised
     model_version: Mapped[str] = mapped_column(String(128))  # Summarizer.version
     tldr: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed: the full-text index follows new TL;DRs (its has:tldr filter).
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 # --- the FAQ (migration 0005); written only by app.artifacts.faqs ----------------------

@@ -23,13 +23,14 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 
-from app.db.models import Paper, PaperCategory
+from app.db.models import Paper, PaperCategory, Summary
 from app.search.query import ParsedQuery
 
 Sort = Literal["relevance", "date"]
 
 papers = Paper.__table__
 paper_categories = PaperCategory.__table__
+summaries = Summary.__table__
 
 NO_TERMS_WARNING = "nothing to search for: enter a word, or a category or date filter"
 
@@ -305,4 +306,7 @@ class SearchBackend(ABC):
             filters.append(papers.c.sort_date >= lo)
         if hi is not None:
             filters.append(papers.c.sort_date <= hi)
+        if query.has_tldr is not None:
+            with_tldr = sa.exists().where(summaries.c.arxiv_id == papers.c.arxiv_id)
+            filters.append(with_tldr if query.has_tldr else sa.not_(with_tldr))
         return filters

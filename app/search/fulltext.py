@@ -45,14 +45,21 @@ import sqlalchemy as sa
 import tantivy
 from sqlalchemy import Connection, Engine
 
-from app.search.base import NO_TERMS_WARNING, SearchHit, SearchPage, Sort, papers
+from app.search.base import (
+    NO_TERMS_WARNING,
+    SearchHit,
+    SearchPage,
+    Sort,
+    papers,
+    summaries,
+)
 from app.search.query import ParsedQuery, Term
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: A title match adds this share of its BM25 score on top of the title+abstract text's.
 TITLE_BOOST = 0.5
 AUTHOR_BOOST = 1.0
@@ -146,6 +153,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("body", tokenizer_name=_STEMMED)
     sb.add_text_field("cat", tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("day", indexed=True, fast=True)  # sort_date as an ordinal
+    sb.add_integer_field("tldr", indexed=True)  # 1 when the paper has a TL;DR
     # Date order with a stable tie-break in one fast field: day, then pk.
     sb.add_integer_field("recency", fast=True)
     return sb.build()
@@ -155,7 +163,7 @@ SCHEMA = build_schema()
 _RECENCY_SCALE = 10**10  # pk < 1e10, so day * scale + pk keeps day order first
 
 
-def _document(row: Any) -> tantivy.Document:
+def _document(row: Any, has_tldr: bool) -> tantivy.Document:
     doc = tantivy.Document()
     doc.add_integer("pk", row.pk)
     doc.add_text("title", row.title or "")
@@ -167,12 +175,14 @@ def _document(row: Any) -> tantivy.Document:
         doc.add_text("cat", str(cat))
     day = row.sort_date.toordinal() if row.sort_date else 0
     doc.add_integer("day", day)
+    doc.add_integer("tldr", int(has_tldr))
     doc.add_integer("recency", day * _RECENCY_SCALE + row.pk)
     return doc
 
 
 _COLUMNS = (
     papers.c.pk,
+    papers.c.arxiv_id,
     papers.c.title,
     papers.c.abstract,
     papers.c.authors,
@@ -214,6 +224,8 @@ class State:
     watermark: datetime | None
     max_pk: int
     docs: int
+    # The newest TL;DR indexed (a paper's has-TL;DR flag follows the summaries table).
+    tldr_mark: datetime | None = None
     # The database's first paper (id and when it was stored): another database at the same
     # address (restored, replaced, recreated) has another, and its index is rebuilt.
     origin: str = ""
@@ -224,6 +236,7 @@ class State:
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "max_pk": self.max_pk,
             "docs": self.docs,
+            "tldr_mark": self.tldr_mark.isoformat() if self.tldr_mark else None,
             "origin": self.origin,
         }
 
@@ -231,12 +244,13 @@ class State:
     def read(cls, gen: Path) -> State | None:
         try:
             data = json.loads((gen / "papershelf.json").read_text())
-            mark = data.get("watermark")
+            mark, tldr = data.get("watermark"), data.get("tldr_mark")
             return cls(
                 int(data["schema"]),
                 datetime.fromisoformat(mark) if mark else None,
                 int(data["max_pk"]),
                 int(data["docs"]),
+                datetime.fromisoformat(tldr) if tldr else None,
                 str(data.get("origin") or ""),
             )
         except (OSError, ValueError, KeyError, TypeError):
@@ -261,31 +275,44 @@ class Head:
 
     max_pk: int
     changed: datetime | None
+    tldr: datetime | None
     origin: str
 
     def matches(self, state: State) -> bool:
         return (
             state.max_pk == self.max_pk
             and state.watermark == self.changed
+            and state.tldr_mark == self.tldr
             and state.origin == self.origin
         )
 
+    def state(self, docs: int) -> State:
+        return State(SCHEMA_VERSION, self.changed, self.max_pk, docs, self.tldr, self.origin)
+
 
 def _db_head(conn: Connection) -> Head:
-    """The highest pk, the newest change and the first paper: four index probes."""
+    """The highest pk, the newest change and TL;DR, and the first paper: index probes."""
     # Scalar subqueries: SQLite's min/max shortcut takes one aggregate per SELECT.
     first = sa.select(papers).order_by(papers.c.pk).limit(1).subquery()
-    max_pk, changed, first_id, first_stored = conn.execute(
+    max_pk, changed, tldr, first_id, first_stored = conn.execute(
         sa.select(
             sa.select(sa.func.max(papers.c.pk)).scalar_subquery(),
             sa.select(sa.func.max(papers.c.changed_at)).scalar_subquery(),
+            sa.select(sa.func.max(summaries.c.created_at)).scalar_subquery(),
             sa.select(first.c.arxiv_id).scalar_subquery(),
             sa.select(first.c.stored_at).scalar_subquery(),
         )
     ).one()
     stored = _aware(first_stored)
     origin = f"{first_id}@{stored.isoformat()}" if first_id and stored else ""
-    return Head(int(max_pk or 0), _aware(changed), origin)
+    return Head(int(max_pk or 0), _aware(changed), _aware(tldr), origin)
+
+
+def _with_tldr(conn: Connection, rows: Sequence[Any]) -> set[str]:
+    """Which of these papers have a TL;DR (one primary-key probe per paper)."""
+    ids = [r.arxiv_id for r in rows]
+    found = conn.execute(sa.select(summaries.c.arxiv_id).where(summaries.c.arxiv_id.in_(ids)))
+    return set(found.scalars())
 
 
 # --- the index -----------------------------------------------------------------------------
@@ -429,14 +456,15 @@ class FullTextIndex:
                     sa.select(*_COLUMNS).where(papers.c.pk <= head.max_pk).order_by(papers.c.pk)
                 )
                 for batch in rows.partitions():
+                    tldrs = _with_tldr(conn, batch)
                     for row in batch:
-                        writer.add_document(_document(row))
+                        writer.add_document(_document(row, row.arxiv_id in tldrs))
                     docs += len(batch)
                     if on_batch:
                         on_batch(len(batch))
             writer.commit()
             writer.wait_merging_threads()
-            state = State(SCHEMA_VERSION, head.changed, head.max_pk, docs, head.origin)
+            state = head.state(docs)
             state.write(gen)
         except BaseException:
             if writer is not None:
@@ -467,7 +495,9 @@ class FullTextIndex:
             return self._rebuild_locked(engine, None).docs
         if head.matches(state):
             return 0
-        since = (state.watermark or datetime.min.replace(tzinfo=UTC)) - REREAD_WINDOW
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        since = (state.watermark or epoch) - REREAD_WINDOW
+        tldr_since = (state.tldr_mark or epoch) - REREAD_WINDOW
         index = tantivy.Index(SCHEMA, path=str(gen), reuse=True)
         for name, analyzer in ANALYZERS.items():
             index.register_tokenizer(name, analyzer)
@@ -477,21 +507,30 @@ class FullTextIndex:
         with engine.connect() as conn:
             rows = conn.execution_options(yield_per=_BATCH).execute(
                 sa.select(*_COLUMNS).where(
-                    sa.or_(papers.c.changed_at >= since, papers.c.pk > state.max_pk),
+                    sa.or_(
+                        papers.c.changed_at >= since,
+                        papers.c.pk > state.max_pk,
+                        papers.c.arxiv_id.in_(
+                            sa.select(summaries.c.arxiv_id).where(
+                                summaries.c.created_at >= tldr_since
+                            )
+                        ),
+                    ),
                     papers.c.pk <= head.max_pk,
                 )
             )
             for batch in rows.partitions():
+                tldrs = _with_tldr(conn, batch)
                 for row in batch:
                     if row.pk <= state.max_pk:
                         writer.delete_documents_by_term("pk", row.pk)
                     else:
                         added += 1
-                    writer.add_document(_document(row))
+                    writer.add_document(_document(row, row.arxiv_id in tldrs))
                 count += len(batch)
         writer.commit()
         writer.wait_merging_threads()
-        State(SCHEMA_VERSION, head.changed, head.max_pk, state.docs + added, head.origin).write(gen)
+        head.state(state.docs + added).write(gen)
         return count
 
     def catch_up(self, conn: Connection) -> State:
@@ -778,6 +817,9 @@ def _filters(
         must_not.append(tantivy.Query.term_set_query(SCHEMA, "cat", list(query.exclude_categories)))
     lo = max((d for d in (date_from, query.date_from) if d is not None), default=None)
     hi = min((d for d in (date_to, query.date_to) if d is not None), default=None)
+    if query.has_tldr is not None:
+        with_tldr = tantivy.Query.term_query(SCHEMA, "tldr", 1)
+        (must if query.has_tldr else must_not).append(with_tldr)
     if lo is not None or hi is not None:
         must.append(
             tantivy.Query.range_query(

@@ -13,6 +13,7 @@ Syntax (terms separated by whitespace):
     -cat:cs.CV                   not listed in that category
     date:2025-08-01..2025-09-30  announced in the range (inclusive); open ends
     date:2025-08-01..  date:..2025-09-30  date:2025-08  date:2025  date:2025-08-15
+    has:tldr  -has:tldr          only papers with (without) a machine-written TL;DR
     AND / NOT                    accepted as no-op / as `-` for people used to boolean syntax
 
 Words are split into index tokens exactly where SQLite's FTS5 `unicode61` tokenizer splits
@@ -46,7 +47,7 @@ MAX_WARNINGS = 20
 # Echoing a 10 kB garbage value back in a warning helps nobody.
 _WARN_VALUE_CHARS = 60
 
-_FIELDS: dict[str, Field | Literal["cat", "date"]] = {
+_FIELDS: dict[str, Field | Literal["cat", "date", "has"]] = {
     "ti": "title",
     "title": "title",
     "au": "authors",
@@ -57,6 +58,7 @@ _FIELDS: dict[str, Field | Literal["cat", "date"]] = {
     "cat": "cat",
     "category": "cat",
     "date": "date",
+    "has": "has",
 }
 _FIELD_PREFIX = re.compile(r"(?i)(" + "|".join(sorted(_FIELDS, key=len, reverse=True)) + r"):")
 _SHORT_FIELD = {"title": "ti", "authors": "au", "abstract": "abs"}
@@ -133,6 +135,8 @@ class ParsedQuery:
     exclude_categories: tuple[str, ...] = ()
     date_from: date | None = None
     date_to: date | None = None
+    # has:tldr (True) / -has:tldr (False): only papers with / without a TL;DR.
+    has_tldr: bool | None = None
     warnings: list[str] = field(default_factory=list, hash=False, compare=False)
     text: str = field(default="", compare=False)  # the input, after truncation
     # OR or AND typed: every group is required, as typed. Without them the query is natural
@@ -150,6 +154,7 @@ class ParsedQuery:
             or self.exclude_categories
             or self.date_from is not None
             or self.date_to is not None
+            or self.has_tldr is not None
         )
 
     @property
@@ -184,6 +189,8 @@ class ParsedQuery:
             lo = self.date_from.isoformat() if self.date_from else ""
             hi = self.date_to.isoformat() if self.date_to else ""
             parts.append(f"date:{lo}..{hi}")
+        if self.has_tldr is not None:
+            parts.append("has:tldr" if self.has_tldr else "-has:tldr")
         return " ".join(parts)
 
 
@@ -198,7 +205,7 @@ class _Item:
     quoted: bool
 
     @property
-    def kind(self) -> Field | Literal["cat", "date"] | None:
+    def kind(self) -> Field | Literal["cat", "date", "has"] | None:
         return _FIELDS[self.prefix] if self.prefix else None
 
     def is_operator(self, name: str) -> bool:
@@ -277,6 +284,7 @@ class _Builder:
         self.exclude_categories: list[str] = []
         self.date_from: date | None = None
         self.date_to: date | None = None
+        self.has_tldr: bool | None = None
         self.warnings: list[str] = []
         self.count = 0
 
@@ -324,6 +332,13 @@ class _Builder:
                 continue
             target = self.exclude_categories if item.negated else self.categories
             target.extend(c for c in found if c not in target)
+
+    def has(self, item: _Item) -> None:
+        value = item.value.strip().lower().replace(";", "")
+        if value not in ("tldr", "tl;dr", "summary"):
+            self.warn(f"ignored has:{_clip(item.value)} (only has:tldr is known)")
+            return
+        self.has_tldr = not item.negated
 
     def dates(self, item: _Item) -> None:
         value = item.value.strip()
@@ -404,9 +419,9 @@ def parse_query(
                 continue
             item.value, item.quoted = nxt.value, nxt.quoted
             i += 1
-        if item.kind in ("cat", "date"):
+        if item.kind in ("cat", "date", "has"):
             if b.room():
-                (b.category if item.kind == "cat" else b.dates)(item)
+                {"cat": b.category, "date": b.dates, "has": b.has}[item.kind](item)
             continue  # filters neither continue nor break an OR chain
         term = b.term(item)
         if term is None or not b.room():
@@ -436,6 +451,7 @@ def parse_query(
         exclude_categories=tuple(b.exclude_categories),
         date_from=b.date_from,
         date_to=b.date_to,
+        has_tldr=b.has_tldr,
         warnings=b.warnings,
         text=text,
         explicit_operators=explicit,

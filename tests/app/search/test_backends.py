@@ -458,3 +458,25 @@ def test_10kb_queries_run(conn: Connection, text: str) -> None:
     page = search_papers(conn, text)
     assert "query truncated to 10000 characters" in page.warnings
     _search_all_ways(conn, text, categories=["cs.LG"])
+
+
+def test_has_tldr_filter_follows_new_tldrs(engine: Engine, conn: Connection) -> None:
+    from app.db.models import Summary
+
+    assert found(conn, "attention has:tldr") == []
+    assert sorted(found(conn, "attention -has:tldr")) == [1, 2, 4]
+    conn.commit()
+    with engine.begin() as c:
+        c.execute(
+            sa.insert(Summary.__table__).values(
+                arxiv_id="2501.00004",
+                paper_version=1,
+                model_version="test",
+                tldr="Capsules route by agreement.",
+                created_at=datetime.now(UTC),
+            )
+        )
+    # Written after the index last looked: the filter sees it at once.
+    assert found(conn, "attention has:tldr") == [4]
+    assert sorted(found(conn, "attention -has:tldr")) == [1, 2]
+    assert found(conn, "has:tldr") == [4]

@@ -427,13 +427,13 @@ def test_a_failed_rebuild_leaves_the_old_generation_serving(
     midway: list[tuple[str, set[str]]] = []  # (CURRENT, generations) as the build died
     real = fulltext._document
 
-    def dies_half_way(row: object) -> object:
+    def dies_half_way(row: object, has_tldr: bool) -> object:
         if len(documents) == 3:
             # Half-way: the new generation is being written, CURRENT still names the old.
             midway.append((live_generation(lite), generations(lite)))
             raise error("killed half-way")
         documents.append(row)
-        return real(row)
+        return real(row, has_tldr)
 
     monkeypatch.setattr(fulltext, "_document", dies_half_way)
     with pytest.raises(error):

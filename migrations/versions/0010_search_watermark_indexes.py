@@ -1,5 +1,6 @@
-"""An index on papers.changed_at: the full-text index's watermark (app.search.fulltext) asks
-for the newest change on every search, and reads the rows changed since its last sync.
+"""Indexes on papers.changed_at and summaries.created_at: the full-text index's watermark
+(app.search.fulltext) asks for the newest change and TL;DR on every search, and reads the
+rows changed since its last sync.
 
 Revision ID: 0010
 Revises: 0009
@@ -18,7 +19,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_papers_changed_at", "papers", ["changed_at"])
+    op.create_index("ix_summaries_created_at", "summaries", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_summaries_created_at", table_name="summaries")
     op.drop_index("ix_papers_changed_at", table_name="papers")
