@@ -53,7 +53,7 @@ from app.search.base import (
     papers,
     summaries,
 )
-from app.search.query import ParsedQuery, Term
+from app.search.query import STOP_WORDS, ParsedQuery, Term
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,45 +73,6 @@ REREAD_WINDOW = timedelta(minutes=2)
 #: A search catches up inline on at most this many new papers; a bigger gap is the
 #: writers' or `papershelf reindex`'s job (the search then serves the database engine).
 INLINE_SYNC_LIMIT = 20_000
-#: Words a phrase bonus skips (Lucene's English stop words, plus "we").
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "will",
-        "with",
-    ]
-)
 #: How many of the best plain-BM25 hits the phrase bonus re-scores.
 RERANK_DEPTH = 100
 _BATCH = 2000
@@ -795,6 +756,10 @@ def _is_bare(group: tuple[Term, ...]) -> bool:
     return len(group) == 1 and group[0].field is None and not group[0].quoted
 
 
+def _is_stop_word(term: Term) -> bool:
+    return len(term.tokens) == 1 and term.tokens[0] in STOP_WORDS
+
+
 def is_optional(query: ParsedQuery, group: tuple[Term, ...]) -> bool:
     """Whether a positive group only adds to the score (a plain word of a natural-language
     query) rather than being required."""
@@ -882,12 +847,14 @@ def compile_query(
     optional: list[tantivy.Query] = []
     required: list[tantivy.Query] = []
     bare_run: list[Term] = []
+    # Stop words rank nothing when the query has other words ("for" in a short title would
+    # outweigh "benchmark" in an abstract); alone ("to be or not to be") they are searched.
+    skip_stops = any(is_optional(query, g) and not _is_stop_word(g[0]) for g in query.positive)
     for group in query.positive:
         if is_optional(query, group):
-            clauses_ = _word_clauses(group[0])
-            if clauses_:
-                optional += clauses_
-                bare_run.append(group[0])
+            bare_run.append(group[0])  # kept for adjacency: the phrase pairs skip stop words
+            if not (skip_stops and _is_stop_word(group[0])):
+                optional += _word_clauses(group[0])
         elif (q := _any_of(group)) is not None:
             required.append(q)
     phrases: list[tantivy.Query] = []

@@ -44,6 +44,46 @@ MAX_PHRASE_TOKENS = 32
 # No real word is this long; PostgreSQL also refuses lexemes over 2047 bytes.
 MAX_TOKEN_CHARS = 100
 MAX_WARNINGS = 20
+#: Words that carry no topic (Lucene's English stop words, plus "we"): a natural-language
+#: query neither ranks nor highlights them when it has other words.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "will",
+        "with",
+    ]
+)
 # Echoing a 10 kB garbage value back in a warning helps nobody.
 _WARN_VALUE_CHARS = 60
 
@@ -171,7 +211,11 @@ class ParsedQuery:
         """The positive words and phrases to highlight in results, in query order, without
         duplicates. Each is in index-token form (lower case, a phrase's tokens joined by one
         space), so a highlighter should match tokens separated by any non-word characters."""
-        return tuple(dict.fromkeys(t.text for t in self.terms()))
+        terms = list(self.terms())
+        if not self.explicit_operators:
+            topical = [t for t in terms if t.quoted or t.field or t.text not in STOP_WORDS]
+            terms = topical or terms
+        return tuple(dict.fromkeys(t.text for t in terms))
 
     def canonical(self) -> str:
         """The query rewritten in canonical syntax; parsing it gives the same query."""

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -177,6 +178,25 @@ def test_listing_stars_export_filter_keys_theme(
     page.wait_for_selector("html[data-js=ready]")
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     page.screenshot(path=str(artifacts / "listing-dark.png"))
+    assert not errors, errors
+
+
+def test_search_a_sentence_by_mode(context: Any, base_url: str, artifacts: Path) -> None:
+    """A reader describes a paper in a sentence (no operators): results come back, ranked,
+    and the mode the page used is shown and can be picked."""
+    page, errors = open_page(
+        context,
+        base_url + "/search?q=" + quote("a benchmark for evaluating large language model agents"),
+    )
+    assert page.locator(CARD).count() > 0
+    expect(page.locator(".search-mode")).to_have_text("keyword")  # no embeddings here
+    page.select_option('select[name="mode"]', "semantic")
+    page.locator("form.search button[type=submit]").click()
+    page.wait_for_url(re.compile(r"mode=semantic"))
+    # No embeddings in this store: keyword results, and the page says why.
+    expect(page.locator("p.notice")).to_contain_text("no paper has an embedding")
+    assert page.locator(CARD).count() > 0
+    page.screenshot(path=str(artifacts / "search-mode.png"))
     assert not errors, errors
 
 
