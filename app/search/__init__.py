@@ -1,12 +1,14 @@
-"""Full-text search: one query parser, one backend per database.
+"""Search: one query parser, the full-text index, and the database backends.
 
     from app.search import search_papers
     page = search_papers(conn, 'ti:transformer -survey cat:cs.LG date:2025')
 
-See `app.search.query` for the query syntax, `app.search.base` for the backend and index
-interfaces and `app.search.backend` for picking one by database. The search package owns its
-index: the store asks `index_for(conn).add(...)` to index new papers; nothing outside this
-package writes index SQL (the migrations create the index structures).
+`app.search.query` holds the query syntax; `app.search.fulltext` the full-text index (Tantivy,
+beside any database; the default engine); `app.search.base` and `app.search.backend` the
+database engine (SQLite FTS5 / PostgreSQL tsvector, also the fallback); `query_vector` embeds
+a query without torch and `fusion` fuses rankings, for `app.hybrid`. The search package owns
+its indexes: the store asks `index_for(conn).add(...)` to index new papers in the database,
+and the full-text index follows the papers table by itself.
 
 Part of the domain: imports the store's models and settings, never web, CLI, jobs, workers
 or ML code.

@@ -10,14 +10,16 @@ Layout of the index directory (`index_dir(settings, url)`):
 
 The database stays the source of truth; the index follows it by a watermark. `sync` indexes
 the papers changed since the last one (`changed_at` at or after the watermark minus a
-re-read window, or a pk above the highest indexed), deleting each paper's old document by pk
-first so a re-read is harmless. `rebuild` writes a new generation and publishes it by
+re-read window, a pk above the highest indexed, or a TL;DR written since: the `has:tldr`
+flag), deleting each paper's old document by pk first so a re-read is harmless. Another
+database at the same address (its first paper differs, or it has fewer papers) gets a new
+index. `rebuild` writes a new generation and publishes it by
 replacing `CURRENT`: a killed rebuild leaves the old generation serving. Tantivy's commit is
 atomic too, so a killed sync loses nothing (its rows are re-read next time).
 
 Readers open the live generation memory-mapped and reload when its `meta.json` or `CURRENT`
 changes: several web processes share one index, each searching without a lock. A search
-first compares the database's newest paper with the watermark (two index probes) and syncs
+first compares the database's newest paper with the watermark (a few index probes) and syncs
 when the database is ahead, so writers need not know about the index; the fetch pool and the
 importer still sync right after they commit, so a reader rarely pays for it.
 """
