@@ -116,8 +116,8 @@ def cached_model(cache_dir: Path) -> Path:
     """The fused model in `cache_dir`, built there first when missing."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / model_name()
-    _copy_tokenizer(cache_dir)
     if final.is_file():
+        _copy_tokenizer(cache_dir)
         return final
     fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{final.name}.", suffix=".tmp")
     os.close(fd)
@@ -128,6 +128,7 @@ def cached_model(cache_dir: Path) -> Path:
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+    _copy_tokenizer(cache_dir)  # after the model: a failed export leaves nothing
     return final
 
 

@@ -102,7 +102,12 @@ def test_every_backend_shares_one_version(torch_fp32: Embedder, fast: Embedder) 
 def test_export_is_cached_and_reused(
     fast: Embedder, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (model,) = cache.iterdir()  # the model alone: no temporary or intermediate file left
+    # The model and the tokenizer beside it (for the web's query encoder): no temporary or
+    # intermediate file left.
+    files = sorted(cache.iterdir(), key=lambda p: p.suffix)
+    assert [p.name for p in files][0] == onnx_fused.TOKENIZER_FILE
+    model = files[1]
+    assert len(files) == 2
     assert model.suffix == ".onnx" and model.stat().st_mode & 0o044
     built = model.stat().st_mtime_ns
 
