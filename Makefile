@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.embeddings $(ARGS)
 	$(BIN)/python -m bench.vectors $(ARGS)
 	$(BIN)/python -m bench.related $(ARGS)
+	$(BIN)/python -m bench.search $(ARGS)
 	$(BIN)/python -m bench.fsq $(ARGS)
 	$(BIN)/python -m bench.diffusion $(ARGS)
 
