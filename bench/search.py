@@ -357,15 +357,23 @@ class Vectors:
     whose model file (built once into the bench cache) is also the query encoder's.
     Synthetic papers: their source paper's vector plus noise, as bench.vectors makes them."""
 
-    def __init__(self, items: Sequence[KnownItem]) -> None:
+    def __init__(self, items: Sequence[KnownItem], embed: Sequence[bytes] = ()) -> None:
         from bench.vectors import cache_dir, real_vectors
         from ml.embeddings import VERSION, load_embedder
 
         self.version = VERSION
-        ids, vecs = real_vectors()
+        embedder = load_embedder("cpu", "onnx", cache_dir=cache_dir() / "embedder")
+        if embed:  # --embed-real: these papers embedded here, not read from the cache
+            rows = [orjson.loads(line) for line in embed]
+            ids = np.array([r["id"] for r in rows])
+            vecs, secs = timed(
+                lambda: embedder.embed([(r["title"], r["abstract"]) for r in rows], 64)
+            )
+            log(f"embedded {len(rows)} real papers in {secs:.1f}s ({embedder.backend})")
+        else:
+            ids, vecs = real_vectors()
         self.real = {str(a): i for i, a in enumerate(ids)}
         self.real_vecs = vecs
-        embedder = load_embedder("cpu", "onnx", cache_dir=cache_dir() / "embedder")
         self.model: Path = embedder.path  # type: ignore[attr-defined]
         self.known_ids = [it.arxiv_id for it in items]
         (self.known_vecs, secs) = timed(
@@ -814,9 +822,10 @@ def print_tables(
     known = [r for r in results if r.relevance]
     if known:
         n = known[0].n
+        copies = any(r.distinct for r in known)
         print(
             f"\nKnown items: {n:,} TL;DR queries, one right paper each, top {K}"
-            f" (1 copy: a synthetic paper's copies counted once; searched {DEEP} deep)"
+            + (f" (1 copy: synthetic copies counted once, searched {DEEP} deep)" if copies else "")
         )
         print(
             f"{'store':<34}{'backend / mode':<28}{'MRR@10':>8}{'R@10':>8}{'empty':>8}"
@@ -884,6 +893,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--no-semantic", action="store_true", help="no embeddings: keyword only")
+    ap.add_argument(
+        "--embed-real",
+        action="store_true",
+        help="embed the real papers here (ONNX) instead of reading bench.vectors' cache;\n"
+        "slow: about 20 papers/s on 2 cores, for --quick's 5k",
+    )
+    ap.add_argument("--real", type=int, default=None, help="real papers (default all; quick 5k)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     check_search_signature()
@@ -891,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes_arg = args.sizes or ("real,20000" if args.quick else "real,2500000")
     sizes = [0 if s.strip() == "real" else int(s) for s in sizes_arg.split(",")]
     data = find_data()
-    lines = read_lines(data / FILE, 5000 if args.quick else None)
+    lines = read_lines(data / FILE, args.real or (5000 if args.quick else None))
     items = known_items(data / SCITLDR)
     known_limit = args.known_queries or (300 if args.quick else None)
     qs = query_sets(lines, items, known_limit)
@@ -902,6 +918,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if modes_search() is None:
             log("no app.hybrid: keyword only")
+        elif args.embed_real:
+            vectors = Vectors(items, embed=lines)
         elif args.quick and not (cache_dir() / CACHE_FILE).exists():
             log("no cached embeddings (--quick does not compute them): keyword only")
         else:
@@ -913,7 +931,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="papershelf-bench-search-") as tmp:
         work = Path(tmp)
         source = data / FILE
-        if args.quick:
+        if args.quick or args.real:
             source = work / "papers.jsonl.gz"
             with gzip.open(source, "wb", compresslevel=1) as fh:
                 fh.writelines(lines)
