@@ -105,7 +105,7 @@ def test_export_is_cached_and_reused(
     # The model and the tokenizer beside it (for the web's query encoder): no temporary or
     # intermediate file left.
     files = sorted(cache.iterdir(), key=lambda p: p.suffix)
-    assert [p.name for p in files][0] == onnx_fused.TOKENIZER_FILE
+    assert files[0].name == onnx_fused.TOKENIZER_FILE
     model = files[1]
     assert len(files) == 2
     assert model.suffix == ".onnx" and model.stat().st_mode & 0o044
