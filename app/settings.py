@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = []
     # Rows per upsert statement; keeps each statement under SQLite's bind-parameter limit.
     import_batch_size: int = 2000
+    # An import of at least this share of the papers stored (and at least 10,000 papers, by
+    # the files' sizes) builds the database's search index once after the load instead of
+    # page by page (app.importer.bulk_load); 0 always defers, a large value never does.
+    import_defer_index_share: float = 0.25
     search_max_results: int = 1000
     search_max_query_chars: int = 10_000
     # The database engine ranks at most this many of the newest matches (app/search/base.py).

@@ -43,11 +43,26 @@ def open_engine(*, migrate: bool = True) -> Engine:
 @db_cli.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.db.migrate import upgrade
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url_resolved, revision)
+    try:
+        upgrade(settings.database_url_resolved, revision)
+        if revision == "head":
+            from app.db.engine import get_engine
+            from app.importer import complete_search_index
+
+            # An import killed midway may owe the database's search index its build.
+            if complete_search_index(get_engine(settings)):
+                out.print("finished the search index build an interrupted import left owed")
+    except SQLAlchemyError as exc:
+        raise fail(
+            f"database {settings.database_url_resolved!r}: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
     out.print(f"database at {revision}")
 
 

@@ -26,26 +26,49 @@ def import_(
     venue: Annotated[str | None, typer.Option(help="Import venue lists under this name.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, max=20000)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    defer_index: Annotated[
+        bool | None,
+        typer.Option(
+            "--defer-index/--no-defer-index",
+            help="Build the database's search index once after the load, rather than page by "
+            "page. Default: when the files hold at least PAPERSHELF_IMPORT_DEFER_INDEX_SHARE "
+            "(0.25) of the papers stored.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Import arXiv data (API Atom, OAI-PMH, RSS/Atom feeds, JSON Lines, Kaggle snapshot) or
-    venue lists; the format is detected from the content."""
+    venue lists; the format is detected from the content.
+
+    A large load builds the database's search index once at the end; an import killed before
+    then leaves that build pending, and the next import (or `papershelf reindex`) does it."""
     # The parsers and the store load here, not at start-up (see app.cli.db).
-    from app.importer import import_file
+    from app.importer import bulk_load, expected_papers, import_file, should_defer_index
 
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise fail(f"no such file: {', '.join(missing)}")
     engine = open_engine()
-    size = batch_size or get_settings().import_batch_size
+    settings = get_settings()
+    size = batch_size or settings.import_batch_size
+    if defer_index is None:
+        defer_index = venue is None and should_defer_index(
+            engine, expected_papers(files), settings.import_defer_index_share
+        )
     reports = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=as_json or not err.is_terminal,
-    ) as progress:
+    with (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as progress,
+        bulk_load(engine, defer_index=defer_index),
+    ):
+        if defer_index and not as_json:
+            err.print("search index: built once after the load", highlight=False)
         for path in files:
             task = progress.add_task(path.name, total=None)
             reports.append(

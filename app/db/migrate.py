@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, make_url
+
+from app.db.engine import make_engine
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -36,8 +41,55 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# Any constant works: it names the one lock every Papershelf process takes to migrate.
+MIGRATION_LOCK_KEY = 0x7061_7065_7273  # "papers"
+
+
+@contextmanager
+def _sqlite_file_lock(url: str) -> Iterator[None]:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _upgrade_on(conn: Connection, url: str, revision: str) -> None:
+    config = alembic_config(url)
+    config.attributes["connection"] = conn
+    command.upgrade(config, revision)
+    conn.commit()
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    """Migrate to `revision`. Processes started together (several web and worker processes
+    on a fresh database) take turns: the first migrates, the others then find nothing to do
+    — without the lock the second failed on the tables the first was creating."""
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                # A session-level advisory lock: held across Alembic's transactions.
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+                conn.commit()
+                try:
+                    _upgrade_on(conn, url, revision)
+                finally:
+                    conn.rollback()
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                    conn.commit()
+        else:
+            with _sqlite_file_lock(url), engine.connect() as conn:
+                _upgrade_on(conn, url, revision)
+    finally:
+        engine.dispose()
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -136,8 +136,10 @@ _MERGED_DAY = (
     " WHEN excluded.announced_on < papers.announced_on THEN excluded.announced_on"
     " ELSE papers.announced_on END"
 )
-_PAPER_UPSERT = (
-    "INSERT INTO papers ({columns}) VALUES ({values}) ON CONFLICT (arxiv_id) DO UPDATE SET "
+# What a paper row may change, shared by the row-by-row upsert and the bulk merge
+# (app.db.bulk), so both paths follow the same rules by construction.
+PAPER_ON_CONFLICT = (
+    "ON CONFLICT (arxiv_id) DO UPDATE SET "
     + ", ".join(
         f"{c} = excluded.{c}"
         for c in (
@@ -161,16 +163,20 @@ _PAPER_UPSERT = (
     " OR (COALESCE(excluded.version, 0) = COALESCE(papers.version, 0)"
     " AND excluded.content_hash <> papers.content_hash)"
 )
+_PAPER_UPSERT = "INSERT INTO papers ({columns}) VALUES ({values}) " + PAPER_ON_CONFLICT
 _CATEGORY_INSERT = (
     "INSERT INTO paper_categories (category, arxiv_id) VALUES ({p}, {p}) ON CONFLICT DO NOTHING"
 )
-_VERSION_UPSERT = (
-    "INSERT INTO paper_versions (arxiv_id, version, submitted_at, size) VALUES ({p}, {p}, {p}, {p})"
-    " ON CONFLICT (arxiv_id, version) DO UPDATE SET"
+VERSION_ON_CONFLICT = (
+    "ON CONFLICT (arxiv_id, version) DO UPDATE SET"
     " submitted_at = COALESCE(paper_versions.submitted_at, excluded.submitted_at),"
     " size = COALESCE(paper_versions.size, excluded.size)"
     " WHERE (paper_versions.submitted_at IS NULL AND excluded.submitted_at IS NOT NULL)"
     " OR (paper_versions.size IS NULL AND excluded.size IS NOT NULL)"
+)
+_VERSION_UPSERT = (
+    "INSERT INTO paper_versions (arxiv_id, version, submitted_at, size)"
+    " VALUES ({p}, {p}, {p}, {p}) " + VERSION_ON_CONFLICT
 )
 _ANNOUNCEMENT_INSERT = (
     "INSERT INTO announcements (category, day, arxiv_id, kind, position)"
@@ -333,8 +339,12 @@ def prepare(records: Iterable[PaperRecord], dialect: str) -> PreparedBatch:
     )
 
 
-def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
-    """Write a prepared batch in the caller's transaction (see the module docstring)."""
+def write(conn: Connection, batch: PreparedBatch, *, index: bool = True) -> UpsertCounts:
+    """Write a prepared batch in the caller's transaction (see the module docstring).
+
+    `index=False` leaves new papers out of the database's search index: for a bulk load whose
+    index is built once afterwards (`app.importer`), never for a store that serves searches
+    from it meanwhile."""
     counts = UpsertCounts()
     if not batch.papers:
         return counts
@@ -367,7 +377,8 @@ def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
         conn.exec_driver_sql(d.paper_upsert, rows)
         # New rows are indexed here, set-based; updates and deletes reach the index inside
         # the database (SQLite's triggers, PostgreSQL's generated column).
-        index_for(conn).add(conn, new_ids)
+        if index:
+            index_for(conn).add(conn, new_ids)
     counts.inserted, counts.updated = len(new_ids), len(updated_ids)
     counts.written_ids = new_ids + updated_ids
 

@@ -28,6 +28,9 @@ from app.search.query import ParsedQuery, Term
 # ts_rank weights for {D, C, B, A}: abstract 0.2, authors 0.4, title 1.0.
 RANK_WEIGHTS = "{0.1, 0.2, 0.4, 1.0}"
 SEARCH_INDEX = "ix_papers_search_vector"
+BUILD_MEMORY_MB = 256
+# As migration 0001 creates it (a test compares the two definitions).
+SEARCH_INDEX_DDL = f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON papers USING gin (search_vector)"
 
 # The model does not map the generated column; it exists only in the migration.
 search_vector = sa.literal_column("papers.search_vector", TSVECTOR)
@@ -91,17 +94,46 @@ def _matches(tsquery: ColumnElement[str]) -> ColumnElement[bool]:
 
 
 class PostgresIndex(SearchIndex):
+    """The GIN index over `search_vector`. A large back-fill drops it (`defer`) and builds it
+    once after the load (`complete`): maintained row by row, it is most of an import's time.
+    Its absence is the marker of a deferred build, so an import killed midway leaves a store
+    that still answers every search (by scanning, slower) and says what is left to do."""
+
     dialect = "postgresql"
 
     def add(self, conn: Connection, arxiv_ids: Sequence[str]) -> None:
         """Nothing to do: `search_vector` is a generated column PostgreSQL computes on every
         write, and the GIN index follows it."""
 
+    def pending(self, conn: Connection) -> bool:
+        """Whether a deferred build of the GIN index is still to be done."""
+        found = conn.exec_driver_sql(
+            "SELECT to_regclass(%(name)s) IS NULL", {"name": SEARCH_INDEX}
+        ).scalar()
+        return bool(found)
+
+    def defer(self, conn: Connection) -> None:
+        """Drop the GIN index until `complete`; takes a brief exclusive lock on `papers`."""
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {SEARCH_INDEX}")
+
+    def complete(self, conn: Connection) -> bool:
+        """Build the GIN index if a deferred build left it missing; whether it did. Reads go on
+        meanwhile; writes to `papers` wait for it."""
+        if not self.pending(conn):
+            return False
+        # GIN builds collect their entries in maintenance_work_mem; at millions of papers the
+        # 64 MB default spills into many more passes.
+        conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_MB}MB'")
+        conn.exec_driver_sql(SEARCH_INDEX_DDL)
+        return True
+
     def rebuild(self, conn: Connection) -> None:
-        """REINDEX the GIN index. The tsvector itself is a generated column PostgreSQL keeps
-        current on every write, so this only compacts a bloated index; it locks out writes,
-        and searches using the index, while it runs."""
-        conn.exec_driver_sql(f"REINDEX INDEX {SEARCH_INDEX}")
+        """REINDEX the GIN index (or build it, where a deferred build left it missing). The
+        tsvector itself is a generated column PostgreSQL keeps current on every write, so this
+        only compacts a bloated index; it locks out writes, and searches using the index,
+        while it runs."""
+        if not self.complete(conn):
+            conn.exec_driver_sql(f"REINDEX INDEX {SEARCH_INDEX}")
 
 
 class PostgresBackend(SearchBackend):

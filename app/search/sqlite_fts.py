@@ -27,7 +27,27 @@ BM25_WEIGHTS = (10.0, 1.0, 4.0)
 _COLUMN = {"title": "title", "authors": "authors", "abstract": "abstract"}
 
 papers_fts = sa.table("papers_fts", sa.column("rowid", sa.Integer))
+# The triggers that keep the index in step with updates and deletes, as migration 0001
+# creates them. A deferred build drops them for the load (FTS5 would be corrupted by a delete
+# of a row it never indexed) and puts them back before its rebuild.
+TRIGGERS = {
+    "papers_fts_ad": """CREATE TRIGGER IF NOT EXISTS papers_fts_ad AFTER DELETE ON papers BEGIN
+        INSERT INTO papers_fts(papers_fts, rowid, title, abstract, authors)
+        VALUES ('delete', old.pk, old.title, old.abstract, old.authors);
+    END""",
+    "papers_fts_au": """CREATE TRIGGER IF NOT EXISTS papers_fts_au
+    AFTER UPDATE OF title, abstract, authors ON papers BEGIN
+        INSERT INTO papers_fts(papers_fts, rowid, title, abstract, authors)
+        VALUES ('delete', old.pk, old.title, old.abstract, old.authors);
+        INSERT INTO papers_fts(rowid, title, abstract, authors)
+        VALUES (new.pk, new.title, new.abstract, new.authors);
+    END""",
+}
 _FTS: sa.ColumnClause[Any] = sa.literal_column("papers_fts")
+# FTS5's in-memory term buffer ('hashsize'), in bytes: its default, and for a rebuild.
+DEFAULT_HASHSIZE = 1 << 20
+REBUILD_HASHSIZE = 16 << 20
+_HASHSIZE = "INSERT INTO papers_fts(papers_fts, rank) VALUES ('hashsize', ?)"
 
 
 def fts_string(text: str) -> str:
@@ -70,7 +90,33 @@ def _match(expr: str) -> ColumnElement[bool]:
 
 
 class SqliteFtsIndex(SearchIndex):
+    """The FTS5 index. A large back-fill leaves it alone during the load (`defer`: new papers
+    unindexed, the update and delete triggers dropped) and fills it with one `rebuild` after
+    (`complete`). A row in `papers_fts_pending` (migration 0011), committed with the dropped
+    triggers before the load starts, marks the deferred build, so an import killed midway is
+    completed by the next import or `papershelf reindex`; meanwhile the index serves the
+    papers it already had."""
+
     dialect = "sqlite"
+
+    def pending(self, conn: Connection) -> bool:
+        """Whether a deferred build of the FTS5 index is still to be done."""
+        found = conn.exec_driver_sql("SELECT 1 FROM papers_fts_pending LIMIT 1").first()
+        return found is not None
+
+    def defer(self, conn: Connection) -> None:
+        """Mark the index stale until `complete` (new papers are then written unindexed) and
+        stop the triggers; in the caller's transaction, so both happen or neither."""
+        conn.exec_driver_sql("INSERT INTO papers_fts_pending (deferred_at) VALUES (datetime())")
+        for name in TRIGGERS:
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+
+    def complete(self, conn: Connection) -> bool:
+        """Rebuild the index if a deferred build is pending; whether it did."""
+        if not self.pending(conn):
+            return False
+        self.rebuild(conn)
+        return True
 
     def add(self, conn: Connection, arxiv_ids: Sequence[str]) -> None:
         """Index new rows in one statement: a per-row insert trigger made the 50k-paper
@@ -86,8 +132,17 @@ class SqliteFtsIndex(SearchIndex):
 
     def rebuild(self, conn: Connection) -> None:
         """Re-read every row of `papers` into the FTS index (the triggers normally keep it in
-        step; this repairs it after, e.g., a bulk load with the triggers dropped)."""
+        step; this repairs it after, e.g., a bulk load with the triggers dropped), and put back
+        the triggers a deferred build dropped."""
+        for sql in TRIGGERS.values():
+            conn.exec_driver_sql(sql)
+        # A larger in-memory term buffer for the one big transaction: fewer, larger segments
+        # to merge (about 20% faster at 50k papers); back to FTS5's default afterwards, so
+        # everyday writes keep their small footprint.
+        conn.exec_driver_sql(_HASHSIZE, (REBUILD_HASHSIZE,))
         conn.exec_driver_sql("INSERT INTO papers_fts(papers_fts) VALUES('rebuild')")
+        conn.exec_driver_sql(_HASHSIZE, (DEFAULT_HASHSIZE,))
+        conn.exec_driver_sql("DELETE FROM papers_fts_pending")
 
 
 class SqliteFtsBackend(SearchBackend):

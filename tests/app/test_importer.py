@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 
 from app.db.models import Paper, VenuePaper
-from app.importer import import_file
+from app.importer import expected_papers, import_file, search_index, should_defer_index
+from app.search.backend import search_papers
 
 
 def listing_line(arxiv_id: str, title: str, abstract: str = "An abstract.") -> dict[str, object]:
@@ -133,3 +139,109 @@ def test_a_value_the_database_refuses_costs_only_its_record(engine: Engine, tmp_
     if engine.dialect.name == "postgresql":
         assert ids == {"v1", "v3"} and report.venue_papers == 2
         assert [e.record for e in report.errors] == ["v2"]
+
+
+def _stored(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql(sql).scalar() or 0)
+
+
+def _papershelf(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the parsing child dies with it
+    )
+
+
+def test_an_import_killed_midway_serves_and_its_index_is_built_later(
+    engine: Engine, tmp_path: Path, shared_data: Path
+) -> None:
+    source = shared_data / "arxiv" / "papers_cs_2025-08-05_2026-07-01.jsonl.gz"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
+    env.update(
+        PAPERSHELF_DATABASE_URL=engine.url.render_as_string(hide_password=False),
+        PAPERSHELF_DATA_DIR=str(tmp_path / "data"),
+    )
+    # A load this large into an empty store builds the search index after the load.
+    load = _papershelf(env, "import", str(source), "--batch-size", "500")
+    deadline = time.monotonic() + 300
+    while _stored(engine, "SELECT count(*) FROM papers") < 2000:
+        assert load.poll() is None, load.stderr.read() if load.stderr else load.returncode
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(load.pid, signal.SIGKILL)
+    load.wait()
+
+    stored = _stored(engine, "SELECT count(*) FROM papers")
+    assert 2000 <= stored < 49_866
+    # Committed pages stay whole: every stored paper has its categories and announcements.
+    for table in ("paper_categories", "announcements"):
+        orphans = _stored(
+            engine,
+            "SELECT count(*) FROM papers p WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {table} t WHERE t.arxiv_id = p.arxiv_id)",
+        )
+        assert orphans == 0, table
+    index = search_index(engine)
+    with engine.connect() as conn:
+        assert index.pending(conn)
+        first = conn.execute(select(Paper.arxiv_id, Paper.title).order_by(Paper.pk)).first()
+        assert first is not None
+        word = max(first.title.split(), key=len).strip(".,:;()")
+        # The store answers searches meanwhile (PostgreSQL scans without its GIN index;
+        # SQLite's FTS5 index holds what it held before the load).
+        search_papers(conn, word, engine="database")
+
+    # The next import, a small one, completes the build before its own pages.
+    small = _papershelf(
+        env, "import", str(Path(__file__).parents[1] / "fixtures" / "kaggle_sample.jsonl")
+    )
+    assert small.wait(timeout=300) == 0, small.stderr.read() if small.stderr else ""
+    with engine.connect() as conn:
+        assert not index.pending(conn)
+        hits = search_papers(conn, word, engine="database", limit=1000).hits
+    assert first.arxiv_id in {hit.arxiv_id for hit in hits}
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO papers_fts(papers_fts) VALUES ('integrity-check')")
+    else:
+        indexes = _stored(
+            engine, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_papers_search_vector'"
+        )
+        assert indexes == 1
+
+
+def test_only_a_load_large_against_the_store_defers_its_index(
+    engine: Engine, tmp_path: Path
+) -> None:
+    assert not should_defer_index(engine, 5_000, 0.25)  # a small file: page by page
+    assert should_defer_index(engine, 20_000, 0.25)  # into an empty store: after the load
+    import_file(engine, Path(__file__).parents[1] / "fixtures" / "kaggle_sample.jsonl")
+    assert should_defer_index(engine, 20_000, 0.25)
+    assert not should_defer_index(engine, 20_000, 5_000)  # under 5,000 x the 6 stored
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b"x" * 1800 * 30_000)
+    assert expected_papers([big]) == 30_000
+
+
+def test_a_large_load_into_postgresql_leaves_planner_statistics(pg_engine: Engine) -> None:
+    """Without statistics PostgreSQL plans a day's page as a sort of the whole category; a
+    bulk load ends with ANALYZE so the first readers do not pay for it."""
+    from app.importer import bulk_load
+
+    def analyzed() -> bool:
+        with pg_engine.connect() as conn:
+            return bool(
+                conn.exec_driver_sql(
+                    "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables"
+                    " WHERE relname = 'papers'"
+                ).scalar()
+            )
+
+    assert not analyzed()
+    with bulk_load(pg_engine, defer_index=True):
+        import_file(pg_engine, Path(__file__).parents[1] / "fixtures" / "kaggle_sample.jsonl")
+    assert analyzed()

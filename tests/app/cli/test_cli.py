@@ -246,3 +246,34 @@ def test_fetch_enqueues_once_and_needs_a_queue(env: Path, monkeypatch: pytest.Mo
     assert first.exit_code == 0 and "queued fetch_ids" in first.output
     again = run("fetch", "2401.00002,arXiv:2401.00001v3")  # same ids, other spelling
     assert "already queued" in again.output
+
+
+def test_db_upgrade_finishes_an_index_build_an_interrupted_import_owed(
+    env: Path, sample: Path
+) -> None:
+    from sqlalchemy import select
+
+    from app.db.engine import get_engine
+    from app.db.models import Paper
+    from app.importer import bulk_load, import_file, search_index
+    from app.search.backend import search_papers
+
+    assert run("db", "upgrade").exit_code == 0
+    engine = get_engine(get_settings())
+    with pytest.raises(KeyboardInterrupt), bulk_load(engine, defer_index=True):
+        import_file(engine, sample)
+        raise KeyboardInterrupt  # the import stops before its index is built
+    with engine.connect() as conn:
+        assert search_index(engine).pending(conn)
+        title = conn.scalars(select(Paper.title).order_by(Paper.pk)).first()
+    assert title is not None
+
+    result = run("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "finished the search index build" in result.output
+    with engine.connect() as conn:
+        assert not search_index(engine).pending(conn)
+        hits = search_papers(conn, f'ti:"{title}"', engine="database").hits
+    assert hits and hits[0].title == title
+    # Nothing owed: a second upgrade says nothing about it.
+    assert "search index build" not in run("db", "upgrade").output

@@ -3,6 +3,11 @@ describe exactly what the migrations build."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -93,3 +98,46 @@ def test_search_structures_exist(url: str) -> None:
             assert "search_vector" in {c["name"] for c in insp.get_columns("papers")}
     finally:
         engine.dispose()
+
+
+def test_processes_migrating_a_fresh_database_at_once_all_succeed(url: str, tmp_path: Path) -> None:
+    """Several web and worker processes started together each migrate on start: they take
+    turns, and every one of them ends with the schema at head (before the lock, one failed
+    on the tables the other was creating)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
+    env.update(PAPERSHELF_DATABASE_URL=url, PAPERSHELF_DATA_DIR=str(tmp_path / "data"))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "db", "upgrade"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    engine = make_engine(url)
+    try:
+        assert current(engine) == HEAD
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_upgrade_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
+    env.update(
+        PAPERSHELF_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        PAPERSHELF_DATA_DIR=str(tmp_path / "data"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "OperationalError" in done.stderr + done.stdout
