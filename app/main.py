@@ -12,21 +12,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 
 from app import __version__
 from app.db.engine import get_engine
 from app.settings import get_settings
 from app.web import api, feeds, lab, middleware, pages, protocol, related
 from app.web.errors import error_response
-from app.web.pages.cache import PageCache
+from app.web.pages.cache import PAPER_PAGES_KEPT, PageCache
+from app.web.pages.listing import CachedListings
 from app.web.templating import TEMPLATES, install_filters
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The app's resources: the engine, and the day listings' page cache."""
+    """The app's resources: the engine, the day listings' page cache and the paper pages'."""
     app.state.engine = get_engine()
     app.state.page_cache = PageCache()
+    app.state.paper_pages = PageCache(size=PAPER_PAGES_KEPT)
     yield
     app.state.engine.dispose()
 
@@ -114,6 +117,9 @@ def create_app() -> FastAPI:
     app.include_router(pages.router)
     middleware.install(app, get_settings())
     protocol.install(app)  # HEAD as GET, Allow on 405, NUL and URL-length refusals
+    # Innermost: cached day listings and their 304s answered before routing, inside every
+    # layer above (Host check, headers, log, metrics, compression, HEAD).
+    app.user_middleware.append(Middleware(CachedListings))
     # Starlette's HTTPException (FastAPI's subclasses it) so the router's own 404/405
     # answers use the one error shape too.
     # Starlette types a handler as taking any Exception; ours take the one class they handle.

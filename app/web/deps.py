@@ -19,8 +19,15 @@ def get_engine_dep(request: Request) -> Engine:
 
 
 def get_conn(engine: Annotated[Engine, Depends(get_engine_dep)]) -> Iterator[Connection]:
-    """One connection per request (reads); routes that write use `engine.begin()`."""
+    """One connection per request (reads); routes that write use `engine.begin()`.
+
+    On PostgreSQL the connection runs in autocommit: each read is its own statement, as it
+    is inside a READ COMMITTED transaction anyway (every statement takes a new snapshot),
+    without a BEGIN and a ROLLBACK round trip around every request. SQLite's driver opens
+    no transaction for reads in the first place."""
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
 
 

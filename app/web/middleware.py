@@ -32,6 +32,7 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import re
 import time
 import uuid
@@ -40,6 +41,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from fastapi import FastAPI, Request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,10 +50,11 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
+from starlette.middleware.gzip import GZipMiddleware, GZipResponder
 
 from app.settings import Settings
 
@@ -94,6 +97,9 @@ GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 4
 # Compressed bodies of responses with a strong ETag, kept per process (bytes, all entries).
 GZIP_CACHE_BYTES = 32 * 1024 * 1024
+# Bounds of what the middleware remembers per process: Host headers seen, metric series.
+HOST_VERDICTS_KEPT = 256
+SERIES_KEPT = 4096
 
 
 # --- the client address -----------------------------------------------------------------
@@ -345,14 +351,39 @@ class PapershelfMiddleware:
         self.settings = settings
         self.hosts = allowed_hosts(settings)
         self.admin_token: str | None = getattr(settings, "admin_token", None)
+        self._proxied = bool(getattr(settings, "trusted_proxies", ()) or ())
+        # What every request would otherwise work out again: a Host header's verdict, and
+        # the metric series (labels() validates and locks on each call).
+        self._host_verdicts: dict[bytes, bool] = {}
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _host_allowed(self, scope: Scope) -> bool:
         if "*" in self.hosts:
             return True
         for name, value in scope.get("headers", []):
             if name == b"host":
-                return _host_name(value.decode("latin-1")) in self.hosts
+                verdict = self._host_verdicts.get(value)
+                if verdict is None:
+                    verdict = _host_name(value.decode("latin-1")) in self.hosts
+                    if len(self._host_verdicts) >= HOST_VERDICTS_KEPT:
+                        self._host_verdicts.clear()
+                    self._host_verdicts[value] = verdict
+                return verdict
         return False  # HTTP/1.1 requires a Host header
+
+    def _observe(self, route: str, method: str, status: int, elapsed: float) -> None:
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.metrics.requests.labels(route, method, str(status)),
+                self.metrics.latency.labels(route),
+            )
+            if len(self._series) >= SERIES_KEPT:
+                self._series.clear()
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -374,7 +405,11 @@ class PapershelfMiddleware:
             elif name == b"authorization":
                 authorization = value
         request_id = request_id or uuid.uuid4().hex
-        client = client_address(scope, self.settings)
+        if self._proxied:
+            client = client_address(scope, self.settings)
+        else:  # no trusted proxy: the peer, as client_address would say
+            peer = scope.get("client")
+            client = str(peer[0]) if peer else "unknown"
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
         status = 500
         started = False
@@ -384,10 +419,7 @@ class PapershelfMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
-                headers = _weaken_etag_if_encoded(list(message.get("headers", [])))
-                present = {k.lower() for k, _ in headers}
-                headers.extend((k, v) for k, v in extra if k not in present)
-                message = {**message, "headers": headers}
+                message = {**message, "headers": _with_extra(message.get("headers", []), extra)}
             await send(message)
 
         route = UNMATCHED
@@ -441,23 +473,31 @@ class PapershelfMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - start
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
-            log.info(
-                json.dumps(
-                    {
-                        "method": method,
-                        "route": route,
-                        "path": path,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 2),
-                        "request_id": request_id,
-                        "client": client,
-                    },
-                    ensure_ascii=False,
-                ),
-                extra={ACCESS_MARK: True},
-            )
+            self._observe(route, method, status, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                line = {
+                    "method": method,
+                    "route": route,
+                    "path": path,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "request_id": request_id,
+                    "client": client,
+                }
+                # makeRecord + handle is log.info without the caller's frame lookup, which
+                # the access line does not show and which costs more than the rest of it.
+                log.handle(
+                    log.makeRecord(
+                        log.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        _json_line(line),
+                        (),
+                        None,
+                        extra={ACCESS_MARK: True},
+                    )
+                )
 
     async def _serve_metrics(self, send: Send, authorization: bytes) -> None:
         """Prometheus text for a scraper holding the admin token; 403 while none is set (as
@@ -483,7 +523,7 @@ class PapershelfMiddleware:
                 [(b"www-authenticate", b'Bearer realm="papershelf"')],
             )
             return
-        data = generate_latest(self.metrics.registry)
+        data = generate_latest(_scrape_registry(self.metrics.registry))
         await send(
             {
                 "type": "http.response.start",
@@ -498,16 +538,43 @@ class PapershelfMiddleware:
         await send({"type": "http.response.body", "body": data})
 
 
-def _weaken_etag_if_encoded(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """A gzip body is another byte sequence than the one its strong ETag names (RFC 9110
-    §8.8.1): send the weak form of the same tag. Revalidation compares weakly
-    (`app.web.http.etag_matches`), so either form gets its 304."""
-    if not any(k.lower() == b"content-encoding" for k, _ in headers):
-        return headers
-    return [
-        (k, b"W/" + v) if k.lower() == b"etag" and v.startswith(b'"') else (k, v)
-        for k, v in headers
-    ]
+def _scrape_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """What a scrape reports: under `papershelf serve --workers N` (which sets
+    PROMETHEUS_MULTIPROC_DIR) every process writes its samples to that directory and a
+    scrape sums them all, whichever process answers; otherwise this process's registry."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory or registry is not REGISTRY:
+        return registry
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined, path=directory)
+    return combined
+
+
+def _json_line(entry: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(entry).decode()
+    except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): the slow way
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _with_extra(
+    headers: Iterable[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """A response's headers plus those of `extra` it does not set itself (security headers,
+    the request id), in a new list. A gzip body is another byte sequence than the one its
+    strong ETag names (RFC 9110 §8.8.1): it gets the weak form of the same tag.
+    Revalidation compares weakly (`app.web.http.etag_matches`), so either form gets its
+    304."""
+    names = {k.lower() for k, _ in headers}
+    if b"content-encoding" in names:
+        out = [
+            (k, b"W/" + v) if k.lower() == b"etag" and v.startswith(b'"') else (k, v)
+            for k, v in headers
+        ]
+    else:
+        out = list(headers)
+    out.extend(kv for kv in extra if kv[0] not in names)
+    return out
 
 
 # --- compression -------------------------------------------------------------------------
@@ -591,11 +658,63 @@ class CachingGZipMiddleware(GZipMiddleware):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # Uncompressed, but with Vary on what could have been (Starlette's identity path).
-        identity = IdentityResponder(
-            self.app, self.minimum_size, exclude_content_types=self.exclude_content_types
+        await self._identity(scope, receive, send)
+
+    async def _identity(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Uncompressed, with `Vary: Accept-Encoding` where the body could have been
+        compressed: what Starlette's identity responder sends, without building its
+        header views for every response."""
+        held: Message | None = None
+
+        async def send_identity(message: Message) -> None:
+            nonlocal held
+            kind = message["type"]
+            if kind == "http.response.start":
+                if self._compressible(message):
+                    held = message  # until the body says whether it is large enough
+                    return
+            elif held is not None and kind in ("http.response.body", "http.response.pathsend"):
+                start, held = held, None
+                if kind == "http.response.body" and (
+                    message.get("more_body", False)
+                    or len(message.get("body", b"")) >= self.minimum_size
+                ):
+                    start = {**start, "headers": _with_vary(start.get("headers", []))}
+                await send(start)
+            await send(message)
+
+        await self.app(scope, receive, send_identity)
+
+    def _compressible(self, start: Message) -> bool:
+        """Whether gzip would have compressed this response (its body size aside): not a
+        partial response, not encoded already, not an excluded media type."""
+        if start["status"] == 206:
+            return False
+        media_type = ""
+        for name, value in start.get("headers", []):
+            lower = name.lower()
+            if lower == b"content-encoding":
+                return False
+            if lower == b"content-type" and not media_type:
+                media_type = value.decode("latin-1").partition(";")[0].strip().lower()
+        excluded = self.exclude_content_types
+        return not (
+            media_type in excluded
+            or media_type.partition("/")[0] + "/*" in excluded
+            or (media_type.startswith("application/grpc+") and "application/grpc" in excluded)
         )
-        await identity(scope, receive, send)
+
+
+def _with_vary(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`Accept-Encoding` added to the response's `Vary` (one header, as Starlette's)."""
+    out = list(headers)
+    for i, (name, value) in enumerate(out):
+        if name.lower() == b"vary":
+            out[i] = (b"vary", value + b", Accept-Encoding")
+            out[i + 1 :] = [kv for kv in out[i + 1 :] if kv[0].lower() != b"vary"]
+            return out
+    out.append((b"vary", b"Accept-Encoding"))
+    return out
 
 
 def _accepts_gzip(scope: Scope) -> bool:

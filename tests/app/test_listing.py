@@ -17,7 +17,10 @@ from app.listing import (
     days_with_counts,
     keyword_hits,
     latest_day,
+    listing_version,
     next_day,
+    paper_cards,
+    paper_page_version,
     parse_expression,
     parse_keywords,
     previous_day,
@@ -195,3 +198,67 @@ def test_keywords_helpers() -> None:
     )
     # Keywords match at the start of a word: "transformer" finds "Transformers".
     assert keyword_hits(c, ["transformer", "former", "abstract"]) == ["transformer", "abstract"]
+
+
+def test_paper_cards_for_many_ids(db: Engine) -> None:
+    ids = [f"2603.{n:05d}" for n in range(1, 8)] + ["2603.09999"]
+    with db.connect() as conn:
+        cards = paper_cards(conn, ids)
+    assert sorted(cards) == ids[:7]
+    assert cards["2603.00004"].title == "Diffusion agents for planning"
+
+
+def test_paper_page_version_follows_what_the_page_shows(db: Engine) -> None:
+    from app.artifacts import summaries
+
+    ids = ["2603.00001", "2603.00005"]
+    with db.connect() as conn:
+        first = paper_page_version(conn, ids)
+        assert first is not None and first == paper_page_version(conn, [*ids, ids[0]])
+        assert paper_page_version(conn, [*ids, "2603.09999"]) is None  # not all stored
+        assert paper_page_version(conn, []) is None
+    with db.begin() as conn:
+        summaries.upsert(conn, [summaries.Written("2603.00005", None, "m", "A TL;DR.")])
+    with db.connect() as conn:
+        with_tldr = paper_page_version(conn, ids)
+    assert with_tldr not in (None, first)
+    moved = paper(5, ["cs.CL", "cs.AI"], [("cs.CL", D2, NEW, 6), ("cs.AI", D3, CROSS, 1)])
+    with db.begin() as conn:
+        store.upsert_papers(conn, [moved])
+    with db.connect() as conn:
+        assert paper_page_version(conn, ids) not in (None, first, with_tldr)
+
+
+def test_listing_version_follows_what_the_page_shows(db: Engine) -> None:
+    from app.artifacts import summaries
+    from app.ingest.records import VenuePaperRecord
+
+    expr = parse_expression("cs.AI+cs.LG-cs.CY")
+    with db.connect() as conn:
+        first = listing_version(conn, expr, D2)
+        assert listing_version(conn, expr, D2) == first
+        assert listing_version(conn, expr, D1) != first
+    seen = {first}
+    changes = [
+        lambda conn: summaries.upsert(conn, [summaries.Written("2603.00002", None, "m", "T.")]),
+        # A venue paper with a TL;DR, linked to paper 1 by its title.
+        lambda conn: (
+            store.upsert_venue(
+                conn,
+                "iclr2026",
+                [VenuePaperRecord("iclr2026", "v1", "Paper 1", ["A. B."], tldr="Venue TL;DR.")],
+            ),
+            store.link_venues(conn),
+        ),
+        # A new day in one of the lists moves the prev/next links.
+        lambda conn: store.upsert_papers(
+            conn, [paper(8, ["cs.AI"], [("cs.AI", date(2026, 3, 6), NEW, 0)])]
+        ),
+    ]
+    for change in changes:
+        with db.begin() as conn:
+            change(conn)
+        with db.connect() as conn:
+            version = listing_version(conn, expr, D2)
+        assert version not in seen
+        seen.add(version)

@@ -13,7 +13,7 @@ from app.ingest.ids import InvalidArxivId, split_id_list
 from app.listing import InvalidExpression, parse_expression
 from app.web.deps import ConnDep
 from app.web.feeds import category_feed
-from app.web.pages.cache import PageCacheDep
+from app.web.pages.cache import PageCacheDep, PaperPagesDep
 from app.web.pages.errors import error_page
 from app.web.pages.listing import listing_page
 from app.web.pages.papers import MAX_IDS, bibtex, papers_page
@@ -28,6 +28,7 @@ def arxiv_page(
     request: Request,
     conn: ConnDep,
     cache: PageCacheDep,
+    paper_pages: PaperPagesDep,
     rest: str,
     date: str = "",
     sort: str = "order",
@@ -53,4 +54,4 @@ def arxiv_page(
         return error_page(request, 400, "Nothing to show", "Name a category or a paper id.")
     if len(ids) > MAX_IDS:
         return error_page(request, 400, "Too many ids", f"Ask for at most {MAX_IDS} papers.")
-    return papers_page(request, conn, [i for i, _ in ids], wait)
+    return papers_page(request, conn, [i for i, _ in ids], wait, paper_pages)

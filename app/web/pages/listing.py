@@ -4,7 +4,10 @@ the day calendar beside them; reached through the `/arxiv/` dispatcher in
 
 A day's list barely changes once announced: its page is validated by an ETag over a cheap
 data version and served from the app's `PageCache` (popularity order changes with every
-click, so it is always rendered).
+click, so it is always rendered). `CachedListings` answers a cached page, or its 304, below
+the app's other layers but before routing: no route matching, no dependency, no database
+connection and no threadpool, as long as the versions it needs are fresh in the cache (the
+route computes them; they are trusted for `PageCache.version_ttl` seconds).
 
 `sort=foryou&starred=<ids>` ranks the day by the reader's stars (`app.foryou`). That page is
 one reader's: it never enters the shared cache and says `Cache-Control: private, no-store`.
@@ -14,8 +17,12 @@ like any other.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import groupby
+from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -23,23 +30,31 @@ from sqlalchemy import Connection
 
 from app.foryou import SORT as FOR_YOU
 from app.foryou import ForYou, InvalidStarred, for_you, parse_starred
+from app.ingest.ids import InvalidArxivId, split_id_list
 from app.listing import (
     SORTS,
     CategoryExpr,
+    InvalidExpression,
     ListingSort,
     day_listing,
     days_with_counts,
-    latest_day,
     next_day,
+    parse_expression,
     parse_keywords,
     previous_day,
 )
-from app.web.http import LISTING_CACHE, cache_headers, etag_for, not_modified
+from app.web.http import LISTING_CACHE, cache_headers, etag_for, etag_matches, not_modified
 from app.web.markup import category_name
 from app.web.pages.cache import PageCache
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day
 from app.web.templating import TEMPLATES
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CALENDAR_DAYS = 366  # how far back the day list beside a listing reaches
 PAGE_SORTS = (*SORTS, FOR_YOU)
@@ -50,6 +65,17 @@ SORT_LABELS = {
     FOR_YOU: "for you (like my stars)",
 }
 PERSONAL_CACHE = "private, no-store"  # one reader's page: no shared cache may keep it
+# The sorts whose pages are cached (popularity follows every click; "for you" with stars is
+# one reader's page and is told apart by its `starred` parameter).
+CACHED_SORTS = frozenset({"order", "keywords", FOR_YOU})
+
+
+def listing_etag(
+    expr: CategoryExpr, day: date, sort: str, keywords: list[str], version: str
+) -> str:
+    """The validator of a cached listing page: its expression, day, sort and keywords at a
+    data version (`PageCache.version`)."""
+    return etag_for(f"{expr.canonical()}|{day}|{sort}|{','.join(keywords)}|{version}".encode())
 
 
 def listing_page(
@@ -80,7 +106,7 @@ def listing_page(
         except ValueError as exc:
             return error_page(request, 400, "Bad date", str(exc))
     else:
-        day = latest_day(conn, expr)
+        day = cache.latest_day(conn, expr)
     keywords = parse_keywords(kw)
     # "for you" starts from the plain order; without stars it is the plain order.
     order: ListingSort = "order"
@@ -88,8 +114,7 @@ def listing_page(
         order = sort
     etag = None
     if day is not None and order != "popularity" and not starred:
-        version = cache.version(conn, expr, day)
-        etag = etag_for(f"{expr.canonical()}|{day}|{sort}|{','.join(keywords)}|{version}".encode())
+        etag = listing_etag(expr, day, sort, keywords, cache.version(conn, expr, day))
         if not_modified(request, etag):
             return Response(status_code=304, headers=cache_headers(etag, LISTING_CACHE))
         cached = cache.get(etag)
@@ -146,3 +171,139 @@ def listing_page(
         cache.put(etag, bytes(page.body))
         page.headers.update(cache_headers(etag, LISTING_CACHE))
     return page
+
+
+# --- the fast path ---------------------------------------------------------------------
+
+LISTING_PREFIX = "/arxiv/"
+LISTING_ROUTE = "/arxiv/{rest:path}"  # the dispatcher's template (metrics, the access log)
+ASKED_KEPT = 1024  # listing URLs whose reading the fast path remembers
+_HTML = b"text/html; charset=utf-8"
+_LISTING_CACHE = LISTING_CACHE.encode()
+
+
+def _route_named(routes: list[Any], path: str) -> Any:
+    """The route with this template, through included routers; None when there is none."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        found = _route_named(inner.routes, path) if inner else None
+        if found is not None or getattr(route, "path", None) == path:
+            return found or route
+    return None
+
+
+@dataclass(slots=True)
+class _Asked:
+    """What a listing URL asks for, as the route reads it; `day` None is the latest day.
+    `last` keeps the last ETag made for it: (day, version, ETag)."""
+
+    expr: CategoryExpr
+    canonical: str
+    sort: str
+    day: date | None
+    keywords: list[str]
+    last: tuple[date, str, bytes] | None = None
+
+
+class CachedListings:
+    """Answers `GET /arxiv/{expression}` from the app's `PageCache` when the answer is
+    certain without the database: the expression's latest day (for a listing without a
+    date) and the listing's data version are fresh in the cache, and so is the page for
+    the ETag they make. Then a matching `If-None-Match` gets its 304 and anything else
+    the cached page, exactly as the route would answer; every other request (another
+    sort, a bad date, a stale version, a page not cached yet) goes on to the route,
+    which refreshes what this layer reads.
+
+    Innermost of the app's layers, so the Host check, request id, security headers,
+    access log, metrics, compression and HEAD apply as to any route's answer; it names
+    the dispatcher's route in the scope, so metrics and the log count it there."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # (path, query string) → what it asks for, or None when this layer cannot answer it.
+        self._asked: dict[tuple[str, bytes], _Asked | None] = {}
+        self._route: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"].startswith(LISTING_PREFIX)
+            and (answer := self._answer(scope)) is not None
+        ):
+            status, headers, body = answer
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        app = scope.get("app")
+        cache = getattr(getattr(app, "state", None), "page_cache", None)
+        if not isinstance(cache, PageCache) or scope.get("root_path"):
+            return None
+        key = (scope["path"], scope["query_string"])
+        if key in self._asked:
+            asked = self._asked[key]
+        else:
+            asked = _read_listing_url(*key)
+            if len(self._asked) >= ASKED_KEPT:
+                self._asked.clear()
+            self._asked[key] = asked
+        if asked is None:
+            return None
+        day = asked.day or cache.fresh_latest_day(asked.canonical)[1]
+        if day is None or (version := cache.fresh_version(asked.canonical, day)) is None:
+            return None
+        last = asked.last
+        if last is not None and last[0] == day and last[1] == version:
+            etag = last[2]
+        else:
+            etag = listing_etag(asked.expr, day, asked.sort, asked.keywords, version).encode()
+            asked.last = (day, version, etag)
+        if self._route is None:
+            self._route = _route_named(getattr(app, "routes", []), LISTING_ROUTE)
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                if etag_matches(value.decode("latin-1"), etag.decode()):
+                    scope["route"] = self._route
+                    return 304, [(b"etag", etag), (b"cache-control", _LISTING_CACHE)], b""
+                break  # the route reads the first one too
+        body = cache.get(etag.decode())
+        if body is None:
+            return None
+        scope["route"] = self._route
+        headers = [
+            (b"etag", etag),
+            (b"cache-control", _LISTING_CACHE),
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", _HTML),
+        ]
+        return 200, headers, body
+
+
+def _read_listing_url(path: str, query: bytes) -> _Asked | None:
+    """What `/arxiv/…?…` asks for when it is a cacheable listing with a valid (or no)
+    date, read as the dispatcher and `listing_page` read it; None otherwise."""
+    rest = path[len(LISTING_PREFIX) :].strip().strip("/")
+    try:
+        split_id_list(rest)  # the dispatcher tries paper ids first
+        return None
+    except InvalidArxivId:
+        pass
+    try:
+        expr = parse_expression(rest)
+    except InvalidExpression:
+        return None
+    # The last of repeated parameters wins, as for the route's own.
+    params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    sort = params.get("sort", "order")
+    if sort not in CACHED_SORTS or (sort == FOR_YOU and "starred" in params):
+        return None
+    raw_date = params.get("date", "")
+    try:
+        day = parse_day(raw_date, "date") if raw_date else None
+    except ValueError:
+        return None  # the route's 400 page
+    keywords = parse_keywords(params.get("kw", ""))
+    return _Asked(expr, expr.canonical(), sort, day, keywords)

@@ -4,7 +4,11 @@ store lacks, and their BibTeX (`/arxiv/{ids}/bibtex`). Both are reached through 
 
 Asking is bounded (`app.jobs.ondemand`): ids that cannot exist yet are answered 404 with no
 look-up; the others join one shared batch within the client's and the instance's hourly
-budgets; over budget, the page says so (429 when it has nothing else to show)."""
+budgets; over budget, the page says so (429 when it has nothing else to show).
+
+A complete page (every id stored) is validated by an ETag over a one-query data version
+(`app.listing.paper_page_version`) and kept rendered in the app's paper-page cache, so a
+repeat or a revalidation costs that one query instead of five and a render."""
 
 from __future__ import annotations
 
@@ -14,17 +18,19 @@ from urllib.parse import urlsplit
 
 import anyio.from_thread
 from fastapi import Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import Connection
 
+from app import __version__
 from app.ingest.ids import InvalidArxivId, not_yet_issued, split_id_list
 from app.jobs import ondemand
 from app.jobs.connections import QueueUnavailable
-from app.listing import announcement_history, paper_cards
+from app.listing import announcement_history, paper_cards, paper_page_version
 from app.settings import Settings, get_settings
 from app.web.bibtex import bibtex_entry
 from app.web.http import PAPER_CACHE, cache_headers, etag_for, not_modified
 from app.web.middleware import client_address
+from app.web.pages.cache import PageCache
 from app.web.pages.errors import error_page
 from app.web.templating import TEMPLATES
 
@@ -104,8 +110,23 @@ def _ask(request: Request, ids: list[str], waited: int) -> _Asked:
     return out
 
 
-def papers_page(request: Request, conn: Connection, ids: list[str], raw_wait: str = "") -> Response:
-    """The papers' cards; missing ids are fetched while the page reloads itself."""
+def papers_page(
+    request: Request,
+    conn: Connection,
+    ids: list[str],
+    raw_wait: str = "",
+    cache: PageCache | None = None,
+) -> Response:
+    """The papers' cards; missing ids are fetched while the page reloads itself. With a
+    `cache`, complete pages are kept rendered by their version's ETag."""
+    etag = None
+    if cache is not None and (version := paper_page_version(conn, ids)) is not None:
+        # The release too: a new one may render the same data differently.
+        etag = etag_for(f"papers|{__version__}|{','.join(ids)}|{version}".encode())
+        if not_modified(request, etag):
+            return Response(status_code=304, headers=cache_headers(etag, PAPER_CACHE))
+        if (cached := cache.get(etag)) is not None:
+            return HTMLResponse(cached, headers=cache_headers(etag, PAPER_CACHE))
     cards = paper_cards(conn, ids)
     missing = [i for i in ids if i not in cards]
     waited = int(raw_wait) if raw_wait.isdigit() and len(raw_wait) < 4 else 0
@@ -143,8 +164,11 @@ def papers_page(request: Request, conn: Connection, ids: list[str], raw_wait: st
         status_code=202 if not cards else 200,
     )
     if page.status_code == 200 and not missing:
-        # A complete paper page: validate by its content, so revalidation costs no bytes.
-        headers = cache_headers(etag_for(bytes(page.body)), PAPER_CACHE)
+        # A complete paper page: validated by its version (or, without a cache, its
+        # content), so revalidation costs no bytes.
+        if etag is not None and cache is not None:
+            cache.put(etag, bytes(page.body))
+        headers = cache_headers(etag or etag_for(bytes(page.body)), PAPER_CACHE)
         if not_modified(request, headers["ETag"]):
             return Response(status_code=304, headers=headers)
         page.headers.update(headers)

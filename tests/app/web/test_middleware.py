@@ -227,6 +227,37 @@ def test_small_and_binary_bodies_are_not_compressed(tmp_path: Path) -> None:
         assert "content-encoding" not in png.headers and len(png.content) == 5004
 
 
+def test_uncompressed_answers_say_what_they_vary_on(tmp_path: Path) -> None:
+    """Asked for identity, a body that could have been compressed says `Vary:
+    Accept-Encoding` (added to any Vary of its own); small, binary, partial and already
+    encoded bodies do not."""
+    app = site(settings_for(tmp_path))
+
+    @app.get("/varied")
+    def varied() -> Response:
+        return Response("<p>" + "x" * 5000, media_type="text/html", headers={"Vary": "Cookie"})
+
+    @app.get("/partial")
+    def partial() -> Response:
+        return Response("y" * 5000, status_code=206, media_type="text/plain")
+
+    @app.get("/encoded")
+    def encoded() -> Response:
+        body = gzip.compress(b"z" * 5000)
+        return Response(body, media_type="text/plain", headers={"Content-Encoding": "gzip"})
+
+    identity = {"Accept-Encoding": "identity"}
+    with client(app) as c:
+        page = c.get("/page", headers=identity)
+        assert page.headers["vary"] == "Accept-Encoding" and "content-encoding" not in page.headers
+        assert int(page.headers["content-length"]) == len(page.content) > GZIP_MIN_BYTES
+        assert c.get("/varied", headers=identity).headers["vary"] == "Cookie, Accept-Encoding"
+        for path in ("/small", "/picture.png", "/partial", "/encoded"):
+            assert "vary" not in c.get(path, headers=identity).headers, path
+        not_modified = c.get("/page", headers={**identity, "If-None-Match": page.headers["etag"]})
+        assert not_modified.status_code == 304 and "vary" not in not_modified.headers
+
+
 def test_gzip_body_is_valid_gzip(tmp_path: Path) -> None:
     app = site(settings_for(tmp_path))
     with client(app) as c, c.stream("GET", "/page", headers={"Accept-Encoding": "gzip"}) as r:

@@ -486,3 +486,37 @@ def test_paper_page_etag_304(client: TestClient) -> None:
     assert first.headers["cache-control"] == "public, max-age=300"
     again = client.get("/arxiv/2603.00001", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
+
+
+def test_paper_page_is_served_from_the_cache_until_its_data_changes(client: TestClient) -> None:
+    from app.artifacts import summaries
+
+    url = "/arxiv/2603.00001,2603.00004"
+    first = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert first.status_code == 200
+    cache = client.app.state.paper_pages  # type: ignore[attr-defined]
+    assert cache.get(first.headers["etag"]) == first.content
+    again = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    # Every change the page shows makes a new version at once (no TTL: one query a request).
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        summaries.upsert(conn, [summaries.Written("2603.00004", None, "m", "A new summary.")])
+    tldr = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert tldr.status_code == 200 and "A new summary." in tldr.text
+    rec = next(r for r in seed_records() if r.arxiv_id == "2603.00004")
+    rec.announcements.append(Announcement("cs.LG", D2, AnnounceKind.CROSS, 9))
+    with engine.begin() as conn:
+        store.upsert_papers(conn, [rec])
+    listed = client.get(url, headers={"If-None-Match": tldr.headers["etag"]})
+    assert listed.status_code == 200 and 'href="/arxiv/cs.LG?date=2026-03-03"' in listed.text
+    rec.title = "An older day, retitled"
+    rec.version = 4
+    with engine.begin() as conn:
+        store.upsert_papers(conn, [rec])
+    retitled = client.get(url)
+    assert "An older day, retitled" in retitled.text
+    assert len({first.headers["etag"], tldr.headers["etag"], listed.headers["etag"]}) == 3
+    # Not every id stored: never cached, and the page says what is missing.
+    partial = client.get("/arxiv/2603.00001,2603.00777")
+    assert "2603.00777" in partial.text and "etag" not in partial.headers
