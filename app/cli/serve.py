@@ -28,6 +28,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     reload: bool = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Web processes sharing the port (uvicorn's workers). Each keeps its own "
+            "page cache and reloads the shared search indexes when a writer publishes.",
+        ),
+    ] = 1,
     migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True,
     trusted_proxies: Annotated[
         str | None,
@@ -43,8 +51,6 @@ def serve(
 
     import uvicorn
 
-    from app.web.middleware import logging_config
-
     if trusted_proxies is not None:
         # The app reads its settings from the environment (reloader children included).
         os.environ["PAPERSHELF_TRUSTED_PROXIES"] = trusted_proxies
@@ -54,11 +60,41 @@ def serve(
     except ValueError as exc:  # pydantic's ValidationError names the bad entry
         raise fail(f"PAPERSHELF_TRUSTED_PROXIES: {exc}") from None
     open_engine(migrate=migrate)
+    metrics_dir = None
+    if workers > 1 and not reload:
+        if not get_settings().redis_url:
+            logging.getLogger(__name__).warning(
+                "%d web processes without PAPERSHELF_REDIS_URL: each keeps its own rate-limit "
+                "buckets, so a client may make %d times the configured requests",
+                workers,
+                workers,
+            )
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # /metrics then sums every process, whichever one answers the scrape.
+            import tempfile
+
+            metrics_dir = tempfile.mkdtemp(prefix="papershelf-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run_uvicorn(uvicorn, host, port, reload, workers, proxies)
+    finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_uvicorn(
+    uvicorn: Any, host: str, port: int, reload: bool, workers: int, proxies: list[str]
+) -> None:
+    from app.web.middleware import logging_config
+
     uvicorn.run(
         "app.main:app",
         host=host,
         port=port,
         reload=reload,
+        workers=None if reload else workers,
         # uvicorn would believe X-Forwarded-* from 127.0.0.1 by default: only listed proxies.
         proxy_headers=bool(proxies),
         forwarded_allow_ips=",".join(proxies) if proxies else "",
