@@ -275,7 +275,8 @@ def complete_search_index(engine: Engine) -> bool:
     """Finish a deferred build of the database's search index, if one is pending (an import
     that was killed midway leaves one); whether there was one."""
     with engine.begin() as conn:
-        return search_index(engine).complete(conn)
+        built = engine.dialect.name == "postgresql" and bulk.complete_indexes(conn)
+        return search_index(engine).complete(conn) or built
 
 
 @contextmanager
@@ -289,6 +290,8 @@ def bulk_load(engine: Engine, *, defer_index: bool) -> Iterator[None]:
         with engine.begin() as conn:
             if not index.pending(conn):
                 index.defer(conn)
+                if engine.dialect.name == "postgresql":
+                    bulk.defer_indexes(conn)
     else:
         complete_search_index(engine)
     yield

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from app.artifacts import related
-from app.db import store
+from app.db import bulk, store
 from app.search import backend_for, fulltext
 from app.settings import get_settings
 
@@ -18,6 +18,8 @@ def rebuild_search_index(engine: Engine) -> int:
     """Rebuild both search indexes (the database's own and the full-text index beside it)
     and re-link venue papers to arXiv. Returns the number of venue papers linked."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            bulk.complete_indexes(conn)  # what an interrupted bulk load left unbuilt
         backend_for(conn).rebuild(conn)
         linked = store.link_venues(conn)
     fulltext.rebuild(get_settings(), engine)

@@ -10,7 +10,7 @@ SQLAlchemy's `DataError`, as the row-by-row path does, so the importer can fall 
 for that page. Each call runs in the caller's transaction: the page lands whole or not at all.
 
 Also here: the store's own per-row-expensive structures that a large back-fill may drop and
-build once afterwards (see `DEFERRABLE_INDEXES`).
+build once afterwards (`DEFERRABLE_INDEXES`; the GIN index is the search package's).
 """
 
 from __future__ import annotations
@@ -155,3 +155,28 @@ def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
     finally:
         cur.close()
     return counts
+
+
+# Secondary indexes a large back-fill drops and builds once after the load. A title's
+# normalised key is random, so each insert lands on a random page of its B-tree: at millions
+# of papers that page is rarely cached and each one costs a full-page image in the WAL.
+# The definitions are migration 0001's (a test compares them).
+DEFERRABLE_INDEXES = {
+    "ix_papers_title_key": "CREATE INDEX IF NOT EXISTS ix_papers_title_key ON papers (title_key)",
+}
+
+
+def defer_indexes(conn: Connection) -> None:
+    """Drop the deferrable indexes (PostgreSQL), in the caller's transaction."""
+    for name in DEFERRABLE_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+
+def complete_indexes(conn: Connection) -> bool:
+    """Build whichever deferrable index is missing; whether any was."""
+    built = False
+    for name, ddl in DEFERRABLE_INDEXES.items():
+        if conn.exec_driver_sql("SELECT to_regclass(%(name)s) IS NULL", {"name": name}).scalar():
+            conn.exec_driver_sql(ddl)
+            built = True
+    return built
