@@ -124,6 +124,14 @@ class ResilientWorker(Worker):
             interrupt_sleeps(self.loop)
         super().handle_sig(signum)
 
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # A poll that read the queue just before a stop signal must not start what it read:
+        # the job the signal cancelled is back on the queue by then and would run again here.
+        for job_id in job_ids:
+            if not self.allow_pick_jobs:
+                return
+            await super().start_jobs([job_id])
+
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
