@@ -4,6 +4,7 @@ workers, and `papershelf up` end to end. Slower than the rest (each waits on rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -274,7 +275,10 @@ def test_the_same_cron_job_on_two_workers_runs_once(redis_url: str) -> None:
         tasks = [asyncio.create_task(w.main()) for w in workers]
         await asyncio.sleep(3.5)
         for w in workers:
-            await w.close()
+            # arq's close() cancels a tick still running and re-raises its CancelledError;
+            # that tick is simply not counted.
+            with contextlib.suppress(asyncio.CancelledError):
+                await w.close()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
