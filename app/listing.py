@@ -19,7 +19,7 @@ card and detail add what the derived artifacts hold (its TL;DR, its thumbnail).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, Literal
@@ -28,18 +28,24 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from app.artifacts.summaries import shown_tldrs
-from app.artifacts.thumbnails import shown_thumbnails
+from app.artifacts.thumbnails import shown_on_cards
 from app.db.models import (
     Announcement,
     Paper,
     PaperCategory,
     PaperClicks,
+    PaperLink,
+    PaperRevision,
+    PaperVersion,
     Summary,
     Thumbnail,
+    Venue,
     VenuePaper,
 )
 from app.db.queries import get_paper
 from app.db.statements import chunks
+from app.ingest.revisions import FieldChange
+from app.ingest.revisions import changes as text_changes
 from app.taxonomy import get_taxonomy
 
 announcements = Announcement.__table__
@@ -47,6 +53,10 @@ papers = Paper.__table__
 venue_papers = VenuePaper.__table__
 paper_categories = PaperCategory.__table__
 paper_clicks = PaperClicks.__table__
+paper_links = PaperLink.__table__
+venues = Venue.__table__
+revisions = PaperRevision.__table__
+paper_versions = PaperVersion.__table__
 # What the ML pool writes after a day is stored and a card shows: part of a page's version.
 _CARD_ARTIFACTS = (Summary.__table__, Thumbnail.__table__)
 
@@ -70,10 +80,17 @@ def _artifacts_written(ids: sa.Select[Any] | list[str]) -> list[sa.ScalarSelect[
     ]
 
 
+def _venues_imported() -> sa.ScalarSelect[Any]:
+    """The newest venue import: a card's venue badge links to its venue's page once that
+    list is imported, so every page version showing cards follows it."""
+    return sa.select(sa.func.max(venues.c.imported_at)).scalar_subquery()
+
+
 ListingSort = Literal["order", "popularity", "keywords"]
 SORTS: tuple[ListingSort, ...] = ("order", "popularity", "keywords")
 
 KINDS = ("new", "cross", "replace", "replace-cross")
+REPLACE_KINDS = frozenset({"replace", "replace-cross"})
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 # (section key, heading, kinds it holds)
 SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -242,13 +259,26 @@ class PaperCard:
     position: int | None = None
     clicks: int = 0
     keyword_hits: list[str] = field(default_factory=list)
+    # A replaced paper (`add_changes`): the version stored before this one, and how its text
+    # differs from that version's (app.ingest.revisions); `changes` None when that text was
+    # never seen here, [] when it is the same.
+    previous_version: int | None = None
+    changes: list[FieldChange] | None = None
     # The TL;DR shown (app.artifacts.summaries.shown_tldrs): a linked venue paper's, else the ML
     # pool's; for the pool's, the model that wrote it and the paper version it summarised.
     tldr: str | None = None
     tldr_model: str | None = None
     tldr_paper_version: int | None = None
-    # The stored thumbnail's URL (app.artifacts.thumbnails), when the ML pool made one.
+    # The stored thumbnail's URL (app.artifacts.thumbnails), when the ML pool made one, and
+    # its source: "pdf" (the first page) or "generated" (a placeholder).
     thumbnail_url: str | None = None
+    thumbnail_source: str | None = None
+    # Badges (app.ingest.links, stored with the paper): code, data and project links, the
+    # venue it was accepted at, and that venue's page when its list is imported here.
+    has_code: bool = False
+    links: list[dict[str, str]] = field(default_factory=list)
+    venue: str | None = None
+    venue_url: str | None = None
 
     @property
     def abs_url(self) -> str:
@@ -270,6 +300,7 @@ class PaperCard:
             out[f.name] = value.isoformat() if hasattr(value, "isoformat") else value
         out["abs_url"], out["pdf_url"] = self.abs_url, self.pdf_url
         out["tldr_stale"] = self.tldr_stale
+        out["changes"] = None if self.changes is None else [c.to_json() for c in self.changes]
         return out
 
 
@@ -306,10 +337,31 @@ def paper_cards(conn: Connection, ids: Sequence[str]) -> dict[str, PaperCard]:
             if card := out.get(arxiv_id):
                 card.tldr, card.tldr_model = shown.text, shown.model
                 card.tldr_paper_version = shown.paper_version
-        for arxiv_id, thumb in shown_thumbnails(conn, chunk).items():
+        for arxiv_id, thumb in shown_on_cards(conn, chunk).items():
             if card := out.get(arxiv_id):
-                card.thumbnail_url = thumb
+                card.thumbnail_url, card.thumbnail_source = thumb.url, thumb.source
+        _add_badges(conn, out, chunk)
     return out
+
+
+def _add_badges(conn: Connection, cards: dict[str, PaperCard], ids: Sequence[str]) -> None:
+    """Fill the cards' badges from `paper_links` (one primary-key probe per paper), with the
+    venue page when a venue list of that name is imported."""
+    rows = conn.execute(
+        sa.select(
+            paper_links.c.arxiv_id,
+            paper_links.c.has_code,
+            paper_links.c.links,
+            paper_links.c.venue,
+            venues.c.name,
+        )
+        .select_from(paper_links.outerjoin(venues, venues.c.name == paper_links.c.venue_key))
+        .where(_among(conn, paper_links.c.arxiv_id, ids))
+    )
+    for arxiv_id, has_code, links, venue, held in rows:
+        if card := cards.get(arxiv_id):
+            card.has_code, card.links, card.venue = bool(has_code), list(links or []), venue
+            card.venue_url = f"/venue/{held}" if held else None
 
 
 def paper_detail(conn: Connection, arxiv_id: str) -> dict[str, Any] | None:
@@ -335,6 +387,99 @@ def announcement_history(conn: Connection, arxiv_id: str) -> list[tuple[date, st
         .order_by(announcements.c.day, announcements.c.category)
     )
     return [(d, c, k) for d, c, k in rows]
+
+
+def add_changes(conn: Connection, cards: Iterable[PaperCard]) -> None:
+    """Say what changed for each card whose paper a newer version replaced: the newest text
+    stored for an earlier version (`paper_revisions`) and its word-level diff against the
+    current one. A replacement (kind replace / replace-cross) whose earlier text was never
+    seen here gets the version it replaced from the version history, and `changes` None."""
+    wanted = {c.arxiv_id: c for c in cards if c.version}
+    if not wanted:
+        return
+    earlier: dict[str, dict[str, Any]] = {}
+    known: dict[str, list[int]] = {}
+    columns = (
+        revisions.c.arxiv_id,
+        revisions.c.version,
+        revisions.c.title,
+        revisions.c.authors,
+        revisions.c.abstract,
+        revisions.c.comments,
+        revisions.c.journal_ref,
+    )
+    for chunk in chunks(list(wanted)):
+        rows = conn.execute(
+            sa.select(*columns)
+            .where(_among(conn, revisions.c.arxiv_id, chunk))
+            .order_by(revisions.c.version)
+        )
+        for row in rows:
+            if row.version < (wanted[row.arxiv_id].version or 0):
+                earlier[row.arxiv_id] = row._asdict()  # the newest one below wins
+        replaced = [i for i in chunk if i not in earlier and wanted[i].kind in REPLACE_KINDS]
+        if replaced:
+            history = conn.execute(
+                sa.select(paper_versions.c.arxiv_id, paper_versions.c.version).where(
+                    _among(conn, paper_versions.c.arxiv_id, replaced)
+                )
+            )
+            for arxiv_id, number in history:
+                known.setdefault(arxiv_id, []).append(number)
+    for arxiv_id, card in wanted.items():
+        current = card.version or 0
+        if (old := earlier.get(arxiv_id)) is not None:
+            card.previous_version = old["version"] or None  # 0: a version no source named
+            card.changes = text_changes(old, {f: getattr(card, f) for f in old})
+        elif card.kind in REPLACE_KINDS and current > 1:
+            below = [v for v in known.get(arxiv_id, []) if v < current]
+            card.previous_version = max(below, default=current - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One version of a paper in its history: when it was submitted, its size, and whether
+    its text is stored here (the current one's always is)."""
+
+    version: int
+    submitted_at: datetime | None
+    size: str | None
+    text_seen: bool
+
+
+def version_history(conn: Connection, arxiv_id: str) -> list[VersionInfo]:
+    """Every version a source reported for the paper, oldest first."""
+    stored = sa.select(revisions.c.version).where(revisions.c.arxiv_id == arxiv_id)
+    seen = set(conn.scalars(stored))
+    seen.add(conn.scalar(sa.select(papers.c.version).where(papers.c.arxiv_id == arxiv_id)))
+    rows = conn.execute(
+        sa.select(paper_versions.c.version, paper_versions.c.submitted_at, paper_versions.c.size)
+        .where(paper_versions.c.arxiv_id == arxiv_id)
+        .order_by(paper_versions.c.version)
+    )
+    return [VersionInfo(v, at, size, v in seen) for v, at, size in rows]
+
+
+class InvalidKinds(ValueError):
+    """A kind filter naming something that is not an announcement kind."""
+
+
+def parse_kinds(raw: str | Iterable[str]) -> frozenset[str]:
+    """ "new,cross" or ["new", "cross"] → the announcement kinds to keep; "replace" keeps
+    replace-cross too (both are in the replacements section). Raises InvalidKinds."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    words = [w.strip().casefold() for item in items for w in item.split(",") if w.strip()]
+    unknown = [w for w in words if w not in _KIND_RANK]
+    if unknown:
+        raise InvalidKinds(
+            f"unknown kind {_show(unknown[0])}: use any of {', '.join(KINDS)}, comma-separated"
+        )
+    if not words:
+        raise InvalidKinds(f"name at least one kind: {', '.join(KINDS)}")
+    kinds = set(words)
+    if "replace" in kinds:
+        kinds.add("replace-cross")
+    return frozenset(kinds)
 
 
 def click_counts(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
@@ -413,9 +558,13 @@ def day_listing(
     *,
     sort: ListingSort = "order",
     keywords: Sequence[str] = (),
+    kinds: Collection[str] | None = None,
+    has_code: bool | None = None,
 ) -> DayListing:
     """The day's papers for `expr`, each once, in sections. Sorting applies inside each
-    section; ties keep announcement order (position, then id)."""
+    section; ties keep announcement order (position, then id). `kinds` keeps only the papers
+    whose kind there (their best one) is among them; replacements say what changed.
+    `has_code` keeps only the papers with (True) or without (False) a code link."""
     best: dict[str, tuple[int, int, str]] = {}  # id → (kind rank, position, kind)
     rows = conn.execute(
         sa.select(announcements.c.arxiv_id, announcements.c.kind, announcements.c.position).where(
@@ -427,7 +576,11 @@ def day_listing(
         held = best.get(arxiv_id)
         if held is None or key < held[:2]:
             best[arxiv_id] = (*key, kind)
+    if kinds is not None:
+        best = {i: held for i, held in best.items() if held[2] in kinds}
     cards = paper_cards(conn, list(best))
+    if has_code is not None:
+        cards = {i: c for i, c in cards.items() if c.has_code == has_code}
     if sort == "popularity":
         clicks = click_counts(conn, list(cards))
     words = parse_keywords(keywords) if sort == "keywords" or keywords else []
@@ -439,6 +592,7 @@ def day_listing(
             card.clicks = clicks.get(arxiv_id, 0)
         if words:
             card.keyword_hits = keyword_hits(card, words)
+    add_changes(conn, [c for c in cards.values() if c.kind in REPLACE_KINDS])
 
     def order(card: PaperCard) -> tuple[Any, ...]:
         base = (best[card.arxiv_id][1], card.arxiv_id)
@@ -465,6 +619,7 @@ def papers_version(conn: Connection, ids: Sequence[str]) -> str | None:
             .where(papers.c.arxiv_id.in_(wanted))
             .scalar_subquery(),
             *_artifacts_written(wanted),
+            _venues_imported(),
         )
     ).one()
     if changed is None:
@@ -499,6 +654,9 @@ def paper_page_version(conn: Connection, ids: Sequence[str]) -> str | None:
             scalar(sa.func.max(announcements.c.day), announcements),
             scalar(sa.func.count(), venue_papers, venue_papers.c.tldr.is_not(None)),
             *(scalar(sa.func.max(t.c.created_at), t) for t in _CARD_ARTIFACTS),
+            _venues_imported(),
+            # The version history a page lists can grow without the paper row changing.
+            scalar(sa.func.count(), paper_versions),
         )
     ).one()
     if row[0] != len(wanted):
@@ -529,6 +687,7 @@ def listing_version(conn: Connection, expr: CategoryExpr, day: date) -> str:
             .select_from(venue_papers)
             .where(venue_papers.c.arxiv_id.in_(listed), venue_papers.c.tldr.is_not(None))
             .scalar_subquery(),
+            _venues_imported(),
         )
     ).one()
     return "|".join(str(v) for v in row)

@@ -105,7 +105,11 @@ class Settings(BaseSettings):
     # Picture models (ML pool II): checkpoint directories written by `papershelf ml train-fsq`
     # and `papershelf ml train-diffusion` (+ `train-amed`); default: under data_dir/models.
     fsq_path: Path | None = None
+    # The thumbnails' diffusion model: only one trained on the plots draws placeholders.
     diffusion_path: Path | None = None
+    # /lab's diffusion model (a Fashion-MNIST one, like the solver benchmarks'); default
+    # data_dir/models/diffusion-fashion; where none is, /lab samples the one above.
+    lab_diffusion_path: Path | None = None
     # Placeholder thumbnails for papers without a PDF picture: solver and network evaluations.
     thumbnail_solver: str = "amed_plugin"
     thumbnail_nfe: int = 5
@@ -132,6 +136,10 @@ class Settings(BaseSettings):
     faq_prompt_path: Path | None = None
     llm_queue: str = "papershelf:llm"
     llm_job_timeout: int = 600
+
+    # Saved-search alerts (app.alerts): webhooks to private, loopback, link-local or reserved
+    # addresses are refused unless the admin allows them (an intranet receiver, tests).
+    alerts_allow_private: bool = False
 
     @field_validator(
         "categories",
@@ -200,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def diffusion_path_resolved(self) -> Path:
         return self.diffusion_path or self.data_dir / "models" / "diffusion"
+
+    @property
+    def lab_diffusion_path_resolved(self) -> Path:
+        return self.lab_diffusion_path or self.data_dir / "models" / "diffusion-fashion"
 
 
 @lru_cache

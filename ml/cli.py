@@ -30,7 +30,8 @@ class Defaults:
     data_dir: Path  # scitldr/, arxiv/, images/ and models/cache/ below it
     summarizer: Path
     fsq: Path
-    diffusion: Path
+    diffusion: Path  # the thumbnails' (plots)
+    lab_diffusion: Path | None = None  # /lab's (Fashion-MNIST); None: beside `diffusion`
 
 
 def _arxiv_files(paths: list[Path] | None, data_dir: Path) -> list[Path]:
@@ -298,7 +299,12 @@ def build(defaults: Defaults) -> typer.Typer:
         )
 
     register_fsq(cli, images=defaults.data_dir / "images", checkpoint=defaults.fsq)
-    register_diffusion(cli, images=defaults.data_dir / "images", checkpoint=defaults.diffusion)
+    register_diffusion(
+        cli,
+        images=defaults.data_dir / "images",
+        checkpoint=defaults.diffusion,
+        lab_checkpoint=defaults.lab_diffusion,
+    )
     return cli
 
 

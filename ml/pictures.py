@@ -11,9 +11,12 @@ once from explicit paths) and the model-facing work its jobs do with them:
 
 Images come in as RGB PIL images the caller has decoded and fitted to the tokenizer's
 square; pictures go out through the caller's `encode` (a uint8 (H, W, C) array → bytes).
-Either model may be missing: what needs it reports that instead of failing. Nothing here
-reads the deployment's settings or its store: the ML pool passes paths, devices and
-options in.
+Either model may be missing: what needs it reports that instead of failing. Only a
+diffusion model trained on the plots (scientific figures) draws placeholders: one trained
+on Fashion-MNIST still serves /lab and the picture API, never a paper card. /lab can have a
+model of its own (a Fashion one, as the solver benchmarks use), loaded beside the other.
+Nothing here reads the deployment's settings or its store: the ML pool passes paths,
+devices and options in.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ LAB_NFES = (3, 5, 9)
 LAB_SEEDS = (0, 1)  # two samples per cell: small, quick, still shows the noise is shared
 PDF_RENDER_SCALE = 0.5  # 36 dpi: plenty for a 64-pixel thumbnail
 FALLBACK_SOLVER = "ipndm"
+#: The data set a diffusion model must have learned to draw paper thumbnails.
+PLACEHOLDER_DATASET = "plots"
+TRAIN_PLACEHOLDER_MODEL = (
+    "`papershelf ml train-diffusion --dataset plots` then `papershelf ml train-amed`"
+)
+_DATASET_NAMES = {"fashion": "Fashion-MNIST (clothes)", "plots": "the plots"}
 
 #: The caller's picture encoding: a uint8 (H, W, C) array, C = 1 or 3 → bytes.
 Encode = Callable[[np.ndarray], bytes]
@@ -55,7 +64,20 @@ def fsq_missing(path: Path) -> str:
 
 
 def diffusion_missing(path: Path) -> str:
-    return f"no diffusion checkpoint at {path}: run `papershelf ml train-diffusion` first"
+    return (
+        f"no diffusion checkpoint at {path}: run `papershelf ml train-diffusion --dataset "
+        "plots` first"
+    )
+
+
+def placeholder_refused(path: Path, dataset: str | None) -> str:
+    """Why the diffusion model at `path` draws no thumbnails, and what trains one that does."""
+    learned = _DATASET_NAMES.get(dataset or "", "an unrecorded data set")
+    return (
+        f"the diffusion model at {path} was trained on {learned}, not on the plots: it makes "
+        f"no paper thumbnails (it stays for /lab and the picture API); run "
+        f"{TRAIN_PLACEHOLDER_MODEL} to train the thumbnail model there"
+    )
 
 
 @dataclass
@@ -63,8 +85,11 @@ class PictureModels:
     """The picture models the pool runs; a missing one is None with the reason in `missing`."""
 
     tokenizer: LoadedTokenizer | None = None
+    # The configured diffusion model, whatever it learned (the picture API samples it).
     diffusion: LoadedDiffusion | None = None
     missing: dict[str, str] = field(default_factory=dict)
+    # /lab's own diffusion model when one is found at its path (else /lab uses `diffusion`).
+    lab_diffusion: LoadedDiffusion | None = None
     # The lab's extra checkpoints (other codebook sizes, the other summarizer), loaded once.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -72,10 +97,22 @@ class PictureModels:
     def any(self) -> bool:
         return self.tokenizer is not None or self.diffusion is not None
 
+    @property
+    def placeholder(self) -> LoadedDiffusion | None:
+        """The diffusion model that draws thumbnails: the configured one if it learned the
+        plots (why not is in `missing["placeholder"]`)."""
+        d = self.diffusion
+        return d if d is not None and d.dataset == PLACEHOLDER_DATASET else None
+
+    @property
+    def lab_model(self) -> LoadedDiffusion | None:
+        return self.lab_diffusion or self.diffusion
+
     def thumbnail_solver(self, wanted: str, nfe: int) -> str:
         """`wanted`, or iPNDM (what AMED-Plugin builds on) when the checkpoint has no AMED
         predictor for `nfe`."""
-        if self.diffusion is None or wanted in self.diffusion.solvers_available(nfe):
+        d = self.placeholder
+        if d is None or wanted in d.solvers_available(nfe):
             return wanted
         return FALLBACK_SOLVER
 
@@ -92,15 +129,24 @@ class PictureModels:
         if (d := self.diffusion) is not None:
             diffusion = {
                 "version": d.version,
+                "dataset": d.dataset,
+                "placeholders": self.placeholder is not None,
                 "shape": list(d.shape),
                 "solvers": list(d.solvers_available()),
                 "amed_nfes": d.predictor_nfes(),
             }
-        return {"fsq": fsq, "diffusion": diffusion}
+        lab = None
+        if (d := self.lab_diffusion) is not None:
+            lab = {"version": d.version, "dataset": d.dataset, "shape": list(d.shape)}
+        return {"fsq": fsq, "diffusion": diffusion, "lab_diffusion": lab}
 
 
-def load_models(fsq_path: Path, diffusion_path: Path, device: str) -> PictureModels:
-    """Load whichever picture checkpoints exist onto `device` (torch is imported in here)."""
+def load_models(
+    fsq_path: Path, diffusion_path: Path, device: str, lab_diffusion_path: Path | None = None
+) -> PictureModels:
+    """Load whichever picture checkpoints exist onto `device` (torch is imported in here):
+    the tokenizer, the diffusion model (its data set decides whether it draws thumbnails)
+    and, when it is another checkpoint, /lab's diffusion model."""
     models = PictureModels()
     if checkpoint_present(fsq_path):
         from ml.fsq.inference import LoadedTokenizer
@@ -108,13 +154,24 @@ def load_models(fsq_path: Path, diffusion_path: Path, device: str) -> PictureMod
         models.tokenizer = LoadedTokenizer.load(fsq_path, device)
     else:
         models.missing["fsq"] = fsq_missing(fsq_path)
-    if checkpoint_present(diffusion_path):
-        from ml.diffusion.inference import LoadedDiffusion
+    from ml.diffusion.inference import LoadedDiffusion
 
+    if checkpoint_present(diffusion_path):
         models.diffusion = LoadedDiffusion.load(diffusion_path, device)
+        if models.placeholder is None:
+            models.missing["placeholder"] = placeholder_refused(
+                diffusion_path, models.diffusion.dataset
+            )
     else:
         models.missing["diffusion"] = diffusion_missing(diffusion_path)
+    lab = lab_diffusion_path
+    if lab is not None and _other(lab, diffusion_path) and checkpoint_present(lab):
+        models.lab_diffusion = LoadedDiffusion.load(lab, device)
     return models
+
+
+def _other(a: Path, b: Path) -> bool:
+    return Path(a).resolve() != Path(b).resolve()
 
 
 def as_batch(images: Sequence[Image.Image]) -> np.ndarray:
@@ -257,6 +314,7 @@ class LabSetup:
     summarizer_path: Path
     device: str
     beams: int
+    lab_diffusion_path: Path | None = None
 
 
 def fsq_checkpoints(main: Path) -> list[Path]:
@@ -335,10 +393,14 @@ def lab_reconstructions(
 def lab_solvers(models: PictureModels, setup: LabSetup, encode: Encode) -> dict[str, Any]:
     from ml.diffusion.samplers import SOLVERS
 
-    diff = models.diffusion
+    diff = models.lab_model
     if diff is None:
+        where = setup.lab_diffusion_path or setup.diffusion_path
         return {
-            "missing": models.missing.get("diffusion") or diffusion_missing(setup.diffusion_path),
+            "missing": f"no diffusion checkpoint at {where} nor at {setup.diffusion_path}: run "
+            f"`papershelf ml train-diffusion` (--dataset fashion writes /lab's model to {where})"
+            if setup.lab_diffusion_path is not None
+            else models.missing.get("diffusion") or diffusion_missing(setup.diffusion_path),
             "rows": [],
         }
     rows = []
@@ -362,7 +424,13 @@ def lab_solvers(models: PictureModels, setup: LabSetup, encode: Encode) -> dict[
                 }
             )
         rows.append({"solver": solver, "cells": cells})
-    return {"model": diff.version, "nfes": list(LAB_NFES), "seeds": list(LAB_SEEDS), "rows": rows}
+    return {
+        "model": diff.version,
+        "dataset": diff.dataset,
+        "nfes": list(LAB_NFES),
+        "seeds": list(LAB_SEEDS),
+        "rows": rows,
+    }
 
 
 def lab_summaries(

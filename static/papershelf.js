@@ -6,7 +6,7 @@
 
   var KEY = { stars: "papershelf.stars", read: "papershelf.read", theme: "papershelf.theme",
               hideRead: "papershelf.hideRead", keywords: "papershelf.keywords",
-              faqLang: "papershelf.faqLang" };
+              faqLang: "papershelf.faqLang", hideReplacements: "papershelf.hideReplacements" };
   var THEMES = ["auto", "dark", "light"];
 
   // --- storage ------------------------------------------------------------------------
@@ -558,6 +558,7 @@
     var s = idSet(KEY.stars);
     return Object.keys(s).sort(function (a, b) { return s[b] - s[a]; });
   }
+  var EXPORT_GET_MAX = 500;  // ids in an export link (app.web.export_lists.MAX_GET_IDS)
   function starredPage(root) {
     var status = root.querySelector("[data-starred-status]");
     var say = function (msg) { status.textContent = msg; };
@@ -595,6 +596,18 @@
       var open = root.querySelector("[data-starred-open]");
       open.href = "/arxiv/" + ids.slice(0, 200).join(",");
       open.hidden = !ids.length;
+      // Export: links while the ids fit a URL, else the same files by a posted form.
+      var exp = root.querySelector("[data-starred-export]");
+      if (exp) {
+        var few = ids.length <= EXPORT_GET_MAX;
+        exp.querySelector('input[name="ids"]').value = ids.join(",");
+        $$("a[data-export-ext]", exp).forEach(function (a) {
+          a.href = "/export." + a.dataset.exportExt + "?list=stars&ids=" + encodeURIComponent(ids.join(","));
+          a.hidden = !few;
+        });
+        $$("button[data-export-post]", exp).forEach(function (b) { b.hidden = few; });
+        exp.hidden = !ids.length;
+      }
       var list = root.querySelector("[data-starred-list]");
       list.textContent = "";
       // The cards come from the paper pages themselves, 200 ids a request.
@@ -716,6 +729,79 @@
     update();
   }
 
+  // --- saved searches on /search: named, in this browser, each with a stable feed URL ----
+  var SAVED_KEY = "papershelf.savedSearches";
+  var SEARCH_ORDER = ["q", "category", "from", "to", "sort", "mode"];
+  function savedSearches() {
+    var v = load(SAVED_KEY, []);
+    return (Array.isArray(v) ? v : []).filter(function (s) {
+      return s && typeof s.name === "string" && s.params && typeof s.params.q === "string";
+    });
+  }
+  // Python's urlencode (quote_plus), so the browser builds the server's canonical URL.
+  function formEncode(v) {
+    return encodeURIComponent(v).replace(/[!'()*]/g, function (c) {
+      return "%" + c.charCodeAt(0).toString(16).toUpperCase();
+    }).replace(/%20/g, "+");
+  }
+  function query(pairs) {
+    return pairs.map(function (p) { return p[0] + "=" + formEncode(p[1]); }).join("&");
+  }
+  function savedSearchUrl(p) {
+    return "/search?" + query(SEARCH_ORDER.filter(function (k) { return p[k]; })
+      .map(function (k) { return [k, p[k]]; }));
+  }
+  // The order and defaults of app.web.feeds.search_feed_path.
+  function savedFeedUrl(p) {
+    var pairs = [["q", p.q]];
+    ["category", "from", "to"].forEach(function (k) { if (p[k]) pairs.push([k, p[k]]); });
+    if (!p.crosslists) pairs.push(["crosslists", "0"]);
+    if (p.replacements) pairs.push(["replacements", "1"]);
+    if (p.mode) pairs.push(["mode", p.mode]);
+    return "/search/feed?" + query(pairs);
+  }
+  function renderSaved(section) {
+    var list = section.querySelector("[data-saved-list]");
+    var all = savedSearches();
+    list.textContent = "";
+    section.querySelector("[data-saved-empty]").hidden = all.length > 0;
+    all.forEach(function (s, i) {
+      var li = el("li", { "data-saved": s.name });
+      li.appendChild(el("a", { href: savedSearchUrl(s.params), "class": "saved-search" }, s.name));
+      li.appendChild(document.createTextNode(" · "));
+      li.appendChild(el("a", { href: s.feed || savedFeedUrl(s.params), "data-saved-feed": "" }, "feed"));
+      li.appendChild(document.createTextNode(" "));
+      var rm = el("button", { type: "button", "data-saved-remove": "", "aria-label": "Remove " + s.name }, "remove");
+      rm.addEventListener("click", function () {
+        var rest = savedSearches();
+        rest.splice(i, 1);
+        save(SAVED_KEY, rest);
+        renderSaved(section);
+      });
+      li.appendChild(rm);
+      list.appendChild(li);
+    });
+  }
+  function savedSearchSection(section) {
+    section.hidden = false;
+    var form = section.querySelector("form[data-save-search]");
+    if (form) form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var name = form.elements.name.value.trim().slice(0, 200);
+      if (!name) return;
+      var p = {};
+      SEARCH_ORDER.forEach(function (k) { p[k] = section.dataset[k] || ""; });
+      p.crosslists = form.elements.crosslists.checked;
+      p.replacements = form.elements.replacements.checked;
+      // A name saved again replaces the older search of that name.
+      var all = savedSearches().filter(function (s) { return s.name !== name; });
+      all.push({ name: name, params: p, feed: savedFeedUrl(p), saved_at: new Date().toISOString() });
+      save(SAVED_KEY, all);
+      renderSaved(section);
+    });
+    renderSaved(section);
+  }
+
   // --- start --------------------------------------------------------------------------
   // Preference keywords (the listing's "keywords" sort) live in this browser: remembered
   // when applied, pre-filled on every listing, exported with the stars.
@@ -728,15 +814,44 @@
     });
   }
 
+  // "Hide replacements" on a day listing: without JavaScript a link to ?replacements=hide;
+  // here it hides the replacements section in place and is remembered for every listing.
+  // An explicit ?replacements= in the address is the reader's choice and is remembered too.
+  function replacementsToggle() {
+    var link = document.querySelector("a[data-replacements-toggle]");
+    if (!link) return;
+    var section = document.querySelector("details.section#replace");
+    var asked = new URLSearchParams(window.location.search).get("replacements");
+    if (asked === "hide" || asked === "show") save(KEY.hideReplacements, asked === "hide");
+    function set(hidden) {
+      if (!section) return;
+      section.hidden = hidden;
+      link.dataset.replacementsToggle = hidden ? "show" : "hide";
+      link.textContent = hidden ? "Show replacements" : "Hide replacements";
+      document.documentElement.setAttribute("data-replacements", hidden ? "hidden" : "shown");
+    }
+    if (!asked && load(KEY.hideReplacements, false) === true) set(true);
+    link.addEventListener("click", function (ev) {
+      var hide = link.dataset.replacementsToggle === "hide";
+      save(KEY.hideReplacements, hide);
+      // A page the server rendered without them has nothing to show: follow the link.
+      if (!section || asked === "hide") return;
+      ev.preventDefault();
+      set(hide);
+    });
+  }
+
   function init() {
     cards().forEach(enhanceCard);
     preferenceKeywords();
+    replacementsToggle();
     $$("form.sort").forEach(forYou);
     if (cards().length) buildFilterBar();
     buildTools();
     var starred = document.querySelector("[data-starred]");
     if (starred) starredPage(starred);
     $$("form[data-picker]").forEach(picker);
+    $$("section[data-saved-searches]").forEach(savedSearchSection);
     $$("section[data-faq][data-state]").forEach(faqPage);
     refreshMarks();
     document.addEventListener("keydown", onKey);

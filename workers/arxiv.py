@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import Counter, Histogram
+from tenacity.wait import wait_base
 
 from app import __version__
 from app.ingest.arxiv_api import parse_api_response
@@ -270,6 +271,12 @@ def arxiv_client(
     return ArxivClient(http, limiter, settings, sleep=sleep)
 
 
+def upstream_wait(settings: Settings) -> wait_base:
+    """The back-off of every upstream call (arXiv, and alert webhooks): exponential from 1 s
+    (plus up to 1 s jitter), capped at `arxiv_max_backoff`; Retry-After may exceed the cap."""
+    return wait_retry_after(wait_exponential_jitter(max=settings.arxiv_max_backoff, jitter=1))
+
+
 class ArxivClient:
     def __init__(
         self,
@@ -283,10 +290,7 @@ class ArxivClient:
         self.limiter = limiter
         self.settings = settings
         self._sleep = sleep
-        # Exponential from 1 s (plus up to 1 s jitter), capped; Retry-After may exceed the cap.
-        self._wait = wait_retry_after(
-            wait_exponential_jitter(max=settings.arxiv_max_backoff, jitter=1)
-        )
+        self._wait = upstream_wait(settings)
 
     # -- raw GET --------------------------------------------------------------------------
 

@@ -27,15 +27,18 @@ from arq.connections import ArqRedis
 from arq.worker import func
 from sqlalchemy import Connection, Engine
 
+from app import alerts
 from app.db import runs, store
 from app.ingest.ids import parse_arxiv_id
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
+from app.jobs import alerts as alert_jobs
 from app.jobs import embeddings, ondemand, pictures, summaries
 from app.jobs.fetch import harvest_key, oai_set
 from app.jobs.queueing import JobRequest, scoped_job_id, submit
 from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
 from app.search import fulltext
 from app.settings import Settings, get_settings
+from workers import webhooks
 from workers.arxiv import UpstreamHTTPError, UpstreamUnavailable, arxiv_client, make_http_client
 from workers.pool import pool_settings, retry_job, start_context
 
@@ -175,7 +178,81 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
             result[key] = await _queue_day_job(
                 ctx, what, enabled, request_for, page.day, category, result
             )
+        result["alerts_queued"] = await _queue_alert_matching(ctx, category, page.day)
     return result
+
+
+async def _queue_alert_matching(ctx: dict[str, Any], category: str, day: date) -> bool:
+    """Match the stored day against the saved-search alerts, in a job of its own (a slow
+    webhook never holds up the fetch). Logged, not retried, when Redis is gone: the next
+    fetch of the day queues it again, and a day fires once (app.alerts)."""
+    if not await _db(_any_alerts, ctx["engine"]):
+        return False
+    try:
+        request = alert_jobs.match_request(category, day)
+        return await submit(ctx["redis"], ctx["settings"], request) is not None
+    except (redis.exceptions.RedisError, OSError) as exc:
+        log.warning("could not queue the alert matching of %s %s: %s", category, day, exc)
+        return False
+
+
+def _any_alerts(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return alerts.any_alerts(conn)
+
+
+def _record_matches(engine: Engine, category: str, day: date) -> list[int]:
+    with engine.begin() as conn:
+        return alerts.record_matches(conn, category, day)
+
+
+async def match_alerts(ctx: dict[str, Any], category: str, day: str) -> dict[str, Any]:
+    """Record every alert's new matches in a fetched (category, day), then queue one
+    delivery job per unsent delivery."""
+    pending = await _db(_record_matches, ctx["engine"], category, date.fromisoformat(day))
+    for delivery_id in pending:
+        await submit(ctx["redis"], ctx["settings"], alert_jobs.delivery_request(delivery_id))
+    return {"category": category, "day": day, "deliveries": pending}
+
+
+def _load_delivery(
+    engine: Engine, delivery_id: int, sent_at: datetime, site_url: str | None
+) -> tuple[alerts.Delivery, bytes] | None:
+    with engine.connect() as conn:
+        delivery = alerts.get_delivery(conn, delivery_id)
+        if delivery is None or delivery.status != "pending":
+            return None
+        return delivery, alerts.payload(conn, delivery, sent_at=sent_at, site_url=site_url)
+
+
+def _mark_delivery(engine: Engine, delivery_id: int, **kw: Any) -> None:
+    with engine.begin() as conn:
+        alerts.mark_attempt(conn, delivery_id, **kw)
+
+
+async def deliver_alert(ctx: dict[str, Any], delivery_id: int) -> dict[str, Any]:
+    """POST one delivery, signed, with the upstream retry policy; a delivered (or failed)
+    one is never sent again. A webhook host that became unsafe fails the delivery."""
+    settings: Settings = ctx["settings"]
+    engine: Engine = ctx["engine"]
+    sent_at = datetime.now(UTC)
+    loaded = await _db(_load_delivery, engine, delivery_id, sent_at, settings.public_url)
+    if loaded is None:
+        return {"delivery": delivery_id, "status": "already-done"}
+    delivery, body = loaded
+    try:
+        destination = await webhooks.check_destination(delivery.alert.webhook_url, settings)
+        async with webhooks.make_webhook_client(settings) as http:
+            sent = await webhooks.post_signed(
+                http, destination, body, secret=delivery.secret, sent_at=sent_at, settings=settings
+            )
+    except (ValueError, webhooks.DeliveryFailed) as exc:
+        attempts = exc.attempts if isinstance(exc, webhooks.DeliveryFailed) else 0
+        await _db(_mark_delivery, engine, delivery_id, ok=False, attempts=attempts, error=str(exc))
+        log.warning("alert delivery %d failed: %s", delivery_id, exc)
+        return {"delivery": delivery_id, "status": "failed", "error": str(exc)}
+    await _db(_mark_delivery, engine, delivery_id, ok=True, attempts=sent.attempts)
+    return {"delivery": delivery_id, "status": "delivered", "attempts": sent.attempts}
 
 
 async def _queue_day_job(
@@ -450,6 +527,9 @@ FUNCTIONS: list[Any] = [
     fetch_ids,
     backfill,
     func(fetch_ondemand, name=ondemand.FUNCTION, keep_result=0, max_tries=ONDEMAND_MAX_TRIES),
+    func(match_alerts, name=alert_jobs.MATCH_FUNCTION),
+    # The in-job retries are the whole policy: a failed delivery is recorded, not re-queued.
+    func(deliver_alert, name=alert_jobs.DELIVER_FUNCTION, max_tries=1),
 ]
 # Every 5 minutes; arq gives each cron run a unique job id, so several workers scheduling the
 # same tick run it once.

@@ -8,6 +8,10 @@ with the tokens, so the site serves it without the model. A row is *current* whe
 made by the model the pool runs (and, for a PDF, from the paper's current version; for a
 placeholder, with the configured solver and NFE); otherwise it is *stale*: still shown, and
 made again. A PDF thumbnail is never replaced by a placeholder.
+
+Cards show a placeholder only when a model trained on the plots drew it: the pool draws no
+other, and rows an older pool drew with a Fashion-MNIST model (garments) are hidden until
+they are made again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlalchemy import Connection
 
 from app.artifacts.base import ArtifactTable, not_older
 from app.db.models import Paper, Thumbnail
+from app.db.statements import chunks
 
 papers = Paper.__table__
 thumbnails_t = Thumbnail.__table__
@@ -386,8 +391,43 @@ def url(arxiv_id: str, model_version: str, created_at: datetime) -> str:
     return f"/api/v1/papers/{arxiv_id}/thumbnail.png?v={tag(model_version, created_at)}"
 
 
-def shown_thumbnails(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
-    """The thumbnail URL per paper among `ids` that has one (one IN query per 500 ids)."""
+# Placeholders drawn by these models are never shown: a diffusion model's version names the
+# data set it learned (`diffusion-<dataset>-<digest>`), and Fashion-MNIST draws clothes.
+HIDDEN_PLACEHOLDER_MODELS = ("diffusion-fashion-",)
+
+
+def _shown_on_cards() -> sa.ColumnElement[bool]:
     t = thumbnails_t.c
-    rows = THUMBNAILS.rows_for(conn, ids, t.arxiv_id, t.model_version, t.created_at)
-    return {a: url(a, m, c) for a, m, c in rows}
+    return sa.not_(
+        sa.and_(
+            t.source == "generated",
+            sa.or_(*(t.model_version.startswith(p) for p in HIDDEN_PLACEHOLDER_MODELS)),
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A card's picture: its URL and where it came from (the card's alt text says so)."""
+
+    url: str
+    source: Source
+
+
+def shown_on_cards(conn: Connection, ids: Sequence[str]) -> dict[str, Shown]:
+    """The thumbnail per paper among `ids` that has one a card may show (one IN query per
+    500 ids)."""
+    t = thumbnails_t.c
+    out: dict[str, Shown] = {}
+    for chunk in chunks(list(dict.fromkeys(ids))):
+        query = sa.select(t.arxiv_id, t.model_version, t.created_at, t.source).where(
+            t.arxiv_id.in_(chunk), _shown_on_cards()
+        )
+        for a, m, c, source in conn.execute(query):
+            out[a] = Shown(url(a, m, c), source)
+    return out
+
+
+def shown_thumbnails(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
+    """The thumbnail URL per paper among `ids` that has one a card may show."""
+    return {a: shown.url for a, shown in shown_on_cards(conn, ids).items()}

@@ -19,11 +19,11 @@ import sys
 
 import typer
 
-from app.cli import fetch, imports, ml, reindex, search, serve, stats
+from app.cli import alerts, fetch, imports, ml, reindex, search, serve, stats
 from app.cli.db import db_cli
 
 cli = typer.Typer(help="Papershelf admin commands.", no_args_is_help=True, add_completion=False)
-for group in (imports, reindex, stats, search, serve, fetch, ml):
+for group in (imports, reindex, stats, search, serve, fetch, alerts, ml):
     cli.add_typer(group.commands)
 cli.add_typer(db_cli, name="db")
 

@@ -26,6 +26,7 @@ def ml_defaults(settings: Settings) -> Defaults:
         summarizer=settings.summarizer_path_resolved,
         fsq=settings.fsq_path_resolved,
         diffusion=settings.diffusion_path_resolved,
+        lab_diffusion=settings.lab_diffusion_path_resolved,
     )
 
 

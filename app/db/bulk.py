@@ -22,11 +22,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DataError
 
 from app.db.store import (
+    LINK_COLUMNS,
     PAPER_COLUMNS,
     PAPER_ON_CONFLICT,
+    REVISION_COPY,
     VERSION_ON_CONFLICT,
     PreparedBatch,
     UpsertCounts,
+    link_rows,
 )
 
 # Staging tables: column types copied from the store's tables (so COPY refuses exactly what
@@ -56,6 +59,12 @@ _PAPER_MERGE = (
     f" WHERE {_CHOSEN} ORDER BY s.{_ORDER} {PAPER_ON_CONFLICT}"
     # xmax is 0 on a freshly inserted row version and set on one an upsert updated.
     " RETURNING papers.arxiv_id, (papers.xmax = 0) AS inserted"
+)
+# The text of each paper a newer staged version replaces, kept before the merge overwrites it.
+_REVISION_COPY = REVISION_COPY.format(
+    replaced_at="s.changed_at",
+    source=" JOIN pg_temp.bulk_papers s ON s.arxiv_id = p.arxiv_id",
+    where=f"COALESCE(s.version, 0) > COALESCE(p.version, 0) ORDER BY s.{_ORDER}",
 )
 _VERSION_MERGE = (
     "INSERT INTO paper_versions (arxiv_id, version, submitted_at, size)"
@@ -119,6 +128,8 @@ def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
             (*_STAGING["bulk_announcements"][1], _ORDER),
             ((*row, i) for i, row in enumerate(batch.announcements)),
         )
+        statement = _REVISION_COPY
+        cur.execute(_REVISION_COPY)
         statement = _PAPER_MERGE
         cur.execute(_PAPER_MERGE)
         written = cur.fetchall()
@@ -149,6 +160,12 @@ def write(conn: Connection, batch: PreparedBatch) -> UpsertCounts:
         statement = _ANNOUNCEMENT_MERGE
         cur.execute(_ANNOUNCEMENT_MERGE)
         counts.announcements = max(cur.rowcount, 0)
+        # Badges follow the text just merged (the row path's rule); a new paper has no row.
+        if updated_ids:
+            statement = "DELETE FROM paper_links"
+            cur.execute("DELETE FROM paper_links WHERE arxiv_id = ANY(%s)", (updated_ids,))
+        statement = "COPY paper_links"
+        _copy(cur, "paper_links", LINK_COLUMNS, link_rows(conn, batch, new_ids, updated_ids))
     except psycopg.DataError as exc:
         # The row-by-row path's error type, so the importer handles both alike.
         raise DataError(statement, None, exc) from exc

@@ -326,3 +326,90 @@ class PaperEmbedding(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# --- paper versions' text (migration 0012); written only by the store -----------------------
+
+
+class PaperRevision(Base):
+    """The text a version of a paper had, kept when a newer version replaced it (the current
+    version's text is the paper row), for the "what changed" diff. `version` 0: the source
+    did not say which version it was. Dates and sizes stay in `paper_versions`."""
+
+    __tablename__ = "paper_revisions"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text)
+    authors: Mapped[list[str]] = mapped_column(JSON)
+    comments: Mapped[str | None] = mapped_column(Text)
+    journal_ref: Mapped[str | None] = mapped_column(Text)
+    # When the store wrote this text (the paper row's changed_at then), and when it was replaced.
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- code, data and venue badges (migration 0013) ------------------------------------------
+
+
+class PaperLink(Base):
+    """What a card's badges show, derived from the paper's abstract, comments and journal-ref
+    (`app.ingest.links`) by the store whenever it writes the paper, so pages never parse
+    per request. Only papers with a link or a venue have a row."""
+
+    __tablename__ = "paper_links"
+
+    arxiv_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("papers.arxiv_id", ondelete="CASCADE"), primary_key=True
+    )
+    has_code: Mapped[bool] = mapped_column(Boolean)
+    # [{"kind": "code" | "model" | "dataset" | "demo" | "data" | "project", "url", "label"}]
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    venue: Mapped[str | None] = mapped_column(String(200))  # e.g. "ICLR 2026 Oral"
+    # The venue list it would be imported as (e.g. "iclr2026"), for the badge's link.
+    venue_key: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- saved-search alerts (migration 0014) ---------------------------------------------------
+
+
+class Alert(Base):
+    """A saved search with a webhook, for the instance admin's users: fired once per fetched
+    (category, day) that has new matches. The secret signs each POST (shown once at creation)."""
+
+    __tablename__ = "alerts"
+
+    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    query: Mapped[str] = mapped_column(Text)  # the search text, as the search page takes it
+    category: Mapped[str] = mapped_column(String(500), default="")  # an expression, or ""
+    include_crosslists: Mapped[bool] = mapped_column(Boolean, default=True)
+    include_replacements: Mapped[bool] = mapped_column(Boolean, default=False)
+    webhook_url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertDelivery(Base):
+    """One alert's matches in one fetched (category, day), and whether the POST landed: the
+    unique key makes a day fire once across job retries and restarts."""
+
+    __tablename__ = "alert_deliveries"
+
+    pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(
+        PK, ForeignKey("alerts.pk", ondelete="CASCADE"), index=True
+    )
+    category: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    arxiv_ids: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("alert_id", "category", "day"),)

@@ -11,6 +11,8 @@ Rules for papers, on SQLite and PostgreSQL alike:
   even against concurrent writers); a record with the same version rewrites the row only
   when its content differs, so importing the same data twice changes nothing;
 - optional fields a source lacks (DOI, licence, comments, ...) never erase known values;
+- before a newer version replaces a paper, the text the row held (title, abstract, authors,
+  comments, journal ref) is kept in `paper_revisions` under its version, for the diff;
 - each batch is one transaction: it lands whole or not at all.
 """
 
@@ -29,11 +31,14 @@ from app.db.models import (
     Paper,
     PaperCategory,
     PaperClicks,
+    PaperLink,
+    PaperRevision,
     PaperVersion,
     Venue,
     VenuePaper,
 )
 from app.db.statements import chunks, insert
+from app.ingest.links import find_paper_links
 from app.ingest.records import PaperRecord, VenuePaperRecord
 from app.ingest.text import title_key
 from app.search.backend import index_for
@@ -45,6 +50,8 @@ announcements_t = Announcement.__table__
 venues_t = Venue.__table__
 venue_papers_t = VenuePaper.__table__
 clicks_t = PaperClicks.__table__
+revisions_t = PaperRevision.__table__
+links_t = PaperLink.__table__
 
 OPTIONAL = ("comments", "journal_ref", "doi", "license", "classes", "last_updated_at")
 # Keeps a statement's bind parameters under SQLite's limit (32766) whatever the batch size.
@@ -178,9 +185,37 @@ _VERSION_UPSERT = (
     "INSERT INTO paper_versions (arxiv_id, version, submitted_at, size)"
     " VALUES ({p}, {p}, {p}, {p}) " + VERSION_ON_CONFLICT
 )
+# Before a newer version replaces a paper row, the text it held is kept as that version's
+# revision (the "what changed" diff reads it). `{source}`/`{where}` pick the papers being
+# replaced: one row per execution here, a join with the staged batch in app.db.bulk.
+REVISION_COLUMNS = (
+    "arxiv_id",
+    "version",
+    "title",
+    "abstract",
+    "authors",
+    "comments",
+    "journal_ref",
+    "seen_at",
+    "replaced_at",
+)
+REVISION_COPY = (
+    f"INSERT INTO paper_revisions ({', '.join(REVISION_COLUMNS)})"
+    " SELECT p.arxiv_id, COALESCE(p.version, 0), p.title, p.abstract, p.authors, p.comments,"
+    " p.journal_ref, p.changed_at, {replaced_at} FROM papers p{source} WHERE {where}"
+    " ON CONFLICT (arxiv_id, version) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in REVISION_COLUMNS[2:])
+)
 _ANNOUNCEMENT_INSERT = (
     "INSERT INTO announcements (category, day, arxiv_id, kind, position)"
     " VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT DO NOTHING"
+)
+
+# A paper's badges (app.ingest.links), derived from the text the paper row ends up holding.
+LINK_COLUMNS = ("arxiv_id", "has_code", "links", "venue", "venue_key")
+_LINK_INSERT = (
+    "INSERT INTO paper_links (arxiv_id, has_code, links, venue, venue_key)"
+    " VALUES ({p}, {p}, {links}, {p}, {p})"
 )
 
 
@@ -201,6 +236,14 @@ class _Dialect:
         self.category_insert = _CATEGORY_INSERT.format(p=p)
         self.version_upsert = _VERSION_UPSERT.format(p=p)
         self.announcement_insert = _ANNOUNCEMENT_INSERT.format(p=p)
+        self.link_insert = _LINK_INSERT.format(
+            links=p if self.sqlite else f"CAST({p} AS json)", p=p
+        )
+        self.revision_copy = REVISION_COPY.format(
+            replaced_at=p,
+            source="",
+            where=f"p.arxiv_id = {p} AND COALESCE(p.version, 0) < {p}",
+        )
 
     def ts(self, value: datetime | None) -> object:
         # SQLAlchemy's SQLite DateTime storage format (naive UTC), so ORM reads agree.
@@ -232,6 +275,8 @@ class PreparedBatch:
     versions: list[tuple[Any, ...]]
     announcements: list[tuple[Any, ...]]
     lines: list[int | None] = field(default_factory=list)  # each paper's source line
+    # Each paper's badges row (LINK_COLUMNS order), when it has a link or a venue.
+    links: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -254,12 +299,14 @@ class PreparedBatch:
                 versions=versions.get(row[_ID], []),
                 announcements=announced.get(row[_ID], []),
                 lines=[line],
+                links={row[_ID]: self.links[row[_ID]]} if row[_ID] in self.links else {},
             )
             for row, line in zip(self.papers, lines, strict=True)
         ]
 
 
 _ID, _VERSION, _DIGEST = 0, 1, PAPER_COLUMNS.index("content_hash")
+_CHANGED = PAPER_COLUMNS.index("changed_at")
 
 
 def prepare(records: Iterable[PaperRecord], dialect: str) -> PreparedBatch:
@@ -336,7 +383,45 @@ def prepare(records: Iterable[PaperRecord], dialect: str) -> PreparedBatch:
         versions=list(version_rows.values()),
         announcements=list(ann_rows.values()),
         lines=[rec.line for rec in batch.values()],
+        links={
+            i: row
+            for i, rec in batch.items()
+            if (row := link_row(i, rec.abstract, rec.comments, rec.journal_ref)) is not None
+        },
     )
+
+
+def link_row(
+    arxiv_id: str, abstract: str | None, comments: str | None, journal_ref: str | None
+) -> tuple[Any, ...] | None:
+    """A paper's `paper_links` row (LINK_COLUMNS order), None when it has no badge."""
+    found = find_paper_links(abstract, comments, journal_ref)
+    if found.empty:
+        return None
+    venue = found.venue
+    return (
+        arxiv_id,
+        found.has_code,
+        _json(found.links_json()),
+        venue.label[:200] if venue else None,
+        venue.key[:64] if venue and venue.key else None,
+    )
+
+
+def link_rows(
+    conn: Connection, batch: PreparedBatch, new_ids: Sequence[str], updated_ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The badge rows of the papers just written: a new paper's from its record; an updated
+    one's from the row as merged (a record without comments keeps the stored ones)."""
+    rows = [batch.links[i] for i in new_ids if i in batch.links]
+    for chunk in chunks(updated_ids, IN_CHUNK):
+        merged = conn.execute(
+            select(
+                papers.c.arxiv_id, papers.c.abstract, papers.c.comments, papers.c.journal_ref
+            ).where(papers.c.arxiv_id.in_(chunk))
+        )
+        rows.extend(r for m in merged if (r := link_row(*m)) is not None)
+    return rows
 
 
 def write(conn: Connection, batch: PreparedBatch, *, index: bool = True) -> UpsertCounts:
@@ -362,6 +447,7 @@ def write(conn: Connection, batch: PreparedBatch, *, index: bool = True) -> Upse
         existing.update({r.arxiv_id: (_rank(r.version), r.content_hash) for r in found})
 
     rows, new_ids, updated_ids = [], [], []
+    replaced: list[tuple[Any, ...]] = []
     for row in batch.papers:
         arxiv_id, rank, digest = row[_ID], _rank(row[_VERSION]), row[_DIGEST]
         old = existing.get(arxiv_id)
@@ -369,10 +455,15 @@ def write(conn: Connection, batch: PreparedBatch, *, index: bool = True) -> Upse
             new_ids.append(arxiv_id)
         elif rank > old[0] or (rank == old[0] and digest != old[1]):
             updated_ids.append(arxiv_id)
+            if rank > old[0]:
+                replaced.append((row[_CHANGED], arxiv_id, rank))
         else:
             counts.unchanged += 1
             continue
         rows.append(row)
+    if replaced:
+        # The SQL re-checks the version, so a concurrent writer's newer row is kept as is.
+        conn.exec_driver_sql(d.revision_copy, replaced)
     if rows:
         conn.exec_driver_sql(d.paper_upsert, rows)
         # New rows are indexed here, set-based; updates and deletes reach the index inside
@@ -394,6 +485,12 @@ def write(conn: Connection, batch: PreparedBatch, *, index: bool = True) -> Upse
         result = conn.exec_driver_sql(d.announcement_insert, batch.announcements)
         # Both drivers sum rowcount over executemany; conflicts count zero.
         counts.announcements = max(result.rowcount, 0)
+    # Badges follow the text just written, in the paper's transaction (its changed_at moves,
+    # so every page version that shows them moves too).
+    for chunk in chunks(updated_ids, IN_CHUNK):
+        conn.execute(links_t.delete().where(links_t.c.arxiv_id.in_(chunk)))
+    if badges := link_rows(conn, batch, new_ids, updated_ids):
+        conn.exec_driver_sql(d.link_insert, badges)
     return counts
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from arq.connections import ArqRedis
@@ -74,6 +76,36 @@ def models_present(settings: Settings) -> bool:
     )
 
 
+def draws_placeholders(path: Path) -> bool:
+    """Whether the diffusion checkpoint at `path` learned the plots, the only data set whose
+    samples may be paper thumbnails: its config's `meta.dataset`, else (older checkpoints)
+    its version `diffusion-plots-…`. The ML pool reads it the same way
+    (ml.diffusion.checkpoint.dataset_from); this copy costs the web no torch."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(config, dict):
+        return False
+    meta = config.get("meta")
+    dataset = meta.get("dataset") if isinstance(meta, dict) else None
+    if isinstance(dataset, str):
+        return dataset == "plots"
+    version = config.get("version")
+    return (
+        isinstance(version, str) and re.fullmatch(r"diffusion-plots-[0-9a-f]+", version) is not None
+    )
+
+
+def thumbnail_models_present(settings: Settings) -> bool:
+    """Whether this machine has a model that makes thumbnails: a tokenizer, or a diffusion
+    model trained on the plots."""
+    diffusion = settings.diffusion_path_resolved
+    return checkpoint_present(settings.fsq_path_resolved) or (
+        checkpoint_present(diffusion) and draws_placeholders(diffusion)
+    )
+
+
 async def announced(redis: ArqRedis, settings: Settings) -> dict[str, Any] | None:
     """What the ML pool said it loaded ({"fsq": {...} | null, "diffusion": {...} | null}),
     if a worker did lately."""
@@ -89,11 +121,17 @@ async def announced(redis: ArqRedis, settings: Settings) -> dict[str, Any] | Non
 
 async def thumbnails_enabled(redis: ArqRedis, settings: Settings) -> bool:
     """Whether thumbnail jobs have a taker: a picture checkpoint here, or an ML worker that
-    announced a picture model."""
-    if models_present(settings):
+    announced a tokenizer or a diffusion model that draws placeholders."""
+    if thumbnail_models_present(settings):
         return True
     found = await announced(redis, settings)
-    return bool(found and (found.get("fsq") or found.get("diffusion")))
+    if not found:
+        return False
+    diffusion = found.get("diffusion")
+    # A diffusion model that learned anything but the plots draws no thumbnails (a worker
+    # from before the flag existed counts as drawing them).
+    draws = isinstance(diffusion, dict) and diffusion.get("placeholders", True)
+    return bool(found.get("fsq") or draws)
 
 
 async def pool_alive(redis: ArqRedis, settings: Settings) -> bool:

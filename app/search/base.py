@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 
-from app.db.models import Paper, PaperCategory, Summary
+from app.db.models import Paper, PaperCategory, PaperLink, Summary
 from app.search.query import ParsedQuery
 
 Sort = Literal["relevance", "date"]
@@ -31,6 +31,7 @@ Sort = Literal["relevance", "date"]
 papers = Paper.__table__
 paper_categories = PaperCategory.__table__
 summaries = Summary.__table__
+paper_links = PaperLink.__table__
 
 NO_TERMS_WARNING = "nothing to search for: enter a word, or a category or date filter"
 
@@ -309,4 +310,9 @@ class SearchBackend(ABC):
         if query.has_tldr is not None:
             with_tldr = sa.exists().where(summaries.c.arxiv_id == papers.c.arxiv_id)
             filters.append(with_tldr if query.has_tldr else sa.not_(with_tldr))
+        if query.has_code is not None:
+            with_code = sa.exists().where(
+                paper_links.c.arxiv_id == papers.c.arxiv_id, paper_links.c.has_code
+            )
+            filters.append(with_code if query.has_code else sa.not_(with_code))
         return filters

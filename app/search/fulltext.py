@@ -52,6 +52,7 @@ from app.search.base import (
     SearchHit,
     SearchPage,
     Sort,
+    paper_links,
     papers,
     summaries,
 )
@@ -61,7 +62,8 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
-SCHEMA_VERSION = 2
+#: 3: the `code` flag (has:code).
+SCHEMA_VERSION = 3
 #: A title match adds this share of its BM25 score on top of the title+abstract text's.
 TITLE_BOOST = 0.5
 AUTHOR_BOOST = 1.0
@@ -117,6 +119,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("cat", tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("day", indexed=True, fast=True)  # sort_date as an ordinal
     sb.add_integer_field("tldr", indexed=True)  # 1 when the paper has a TL;DR
+    sb.add_integer_field("code", indexed=True)  # 1 when the paper links its code
     # Date order with a stable tie-break in one fast field: day, then pk.
     sb.add_integer_field("recency", fast=True)
     return sb.build()
@@ -139,6 +142,8 @@ def _document(row: Any, has_tldr: bool) -> tantivy.Document:
     day = row.sort_date.toordinal() if row.sort_date else 0
     doc.add_integer("day", day)
     doc.add_integer("tldr", int(has_tldr))
+    # Badges are written with the paper row, so a changed flag comes with a changed_at.
+    doc.add_integer("code", int(bool(row.has_code)))
     doc.add_integer("recency", day * _RECENCY_SCALE + row.pk)
     return doc
 
@@ -152,6 +157,9 @@ _COLUMNS = (
     papers.c.categories,
     papers.c.sort_date,
     papers.c.changed_at,
+    sa.exists()
+    .where(paper_links.c.arxiv_id == papers.c.arxiv_id, paper_links.c.has_code)
+    .label("has_code"),
 )
 
 
@@ -787,6 +795,9 @@ def _filters(
     if query.has_tldr is not None:
         with_tldr = tantivy.Query.term_query(SCHEMA, "tldr", 1)
         (must if query.has_tldr else must_not).append(with_tldr)
+    if query.has_code is not None:
+        with_code = tantivy.Query.term_query(SCHEMA, "code", 1)
+        (must if query.has_code else must_not).append(with_code)
     if lo is not None or hi is not None:
         must.append(
             tantivy.Query.range_query(

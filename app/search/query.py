@@ -14,6 +14,7 @@ Syntax (terms separated by whitespace):
     date:2025-08-01..2025-09-30  announced in the range (inclusive); open ends
     date:2025-08-01..  date:..2025-09-30  date:2025-08  date:2025  date:2025-08-15
     has:tldr  -has:tldr          only papers with (without) a machine-written TL;DR
+    has:code  -has:code          only papers that link (do not link) their code
     AND / NOT                    accepted as no-op / as `-` for people used to boolean syntax
 
 Words are split into index tokens exactly where SQLite's FTS5 `unicode61` tokenizer splits
@@ -177,6 +178,8 @@ class ParsedQuery:
     date_to: date | None = None
     # has:tldr (True) / -has:tldr (False): only papers with / without a TL;DR.
     has_tldr: bool | None = None
+    # has:code (True) / -has:code (False): only papers with / without a code link.
+    has_code: bool | None = None
     warnings: list[str] = field(default_factory=list, hash=False, compare=False)
     text: str = field(default="", compare=False)  # the input, after truncation
     # OR or AND typed: every group is required, as typed. Without them the query is natural
@@ -195,6 +198,7 @@ class ParsedQuery:
             or self.date_from is not None
             or self.date_to is not None
             or self.has_tldr is not None
+            or self.has_code is not None
         )
 
     @property
@@ -235,6 +239,8 @@ class ParsedQuery:
             parts.append(f"date:{lo}..{hi}")
         if self.has_tldr is not None:
             parts.append("has:tldr" if self.has_tldr else "-has:tldr")
+        if self.has_code is not None:
+            parts.append("has:code" if self.has_code else "-has:code")
         return " ".join(parts)
 
 
@@ -329,6 +335,7 @@ class _Builder:
         self.date_from: date | None = None
         self.date_to: date | None = None
         self.has_tldr: bool | None = None
+        self.has_code: bool | None = None
         self.warnings: list[str] = []
         self.count = 0
 
@@ -379,8 +386,11 @@ class _Builder:
 
     def has(self, item: _Item) -> None:
         value = item.value.strip().lower().replace(";", "")
+        if value == "code":
+            self.has_code = not item.negated
+            return
         if value not in ("tldr", "tl;dr", "summary"):
-            self.warn(f"ignored has:{_clip(item.value)} (only has:tldr is known)")
+            self.warn(f"ignored has:{_clip(item.value)} (only has:tldr and has:code are known)")
             return
         self.has_tldr = not item.negated
 
@@ -496,6 +506,7 @@ def parse_query(
         date_from=b.date_from,
         date_to=b.date_to,
         has_tldr=b.has_tldr,
+        has_code=b.has_code,
         warnings=b.warnings,
         text=text,
         explicit_operators=explicit,

@@ -11,16 +11,20 @@ not an HTML page.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import Connection
 
 from app import __version__
+from app.db.models import Announcement
 from app.db.queries import venue, venue_papers
 from app.hybrid import MODES, search
+from app.ingest.tex_macros import plain
 from app.ingest.text import strip_xml_illegal
 from app.listing import (
     InvalidExpression,
@@ -64,8 +68,9 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 
 def _one_line(text: str) -> str:
-    """Forbidden characters dropped before whitespace is collapsed: "a \x02 b" is "a b"."""
-    return " ".join(strip_xml_illegal(text).split())
+    """Forbidden characters dropped before whitespace is collapsed: "a \x02 b" is "a b";
+    LaTeX text macros cleaned for plain-text readers (`\\emph{x}` is "x")."""
+    return " ".join(plain(strip_xml_illegal(text)).split())
 
 
 def site_url(request: Request) -> str:
@@ -95,9 +100,11 @@ def _feed(
     alternate: str,
     entries: Iterable[ET.Element],
     updated: datetime,
+    self_path: str | None = None,
 ) -> Response:
     feed = ET.Element("feed", {"xmlns": ATOM_NS})
-    self_url = _self_url(request)
+    # A feed with a canonical address (a saved search) keeps one id however it was asked.
+    self_url = site_url(request) + self_path if self_path else _self_url(request)
     _sub(feed, "id", self_url)
     _sub(feed, "title", title)
     _sub(feed, "subtitle", subtitle)
@@ -126,8 +133,22 @@ def _paper_entry(card: PaperCard) -> ET.Element:
         _sub(_sub(entry, "author"), "name", name)
     for cat in card.categories:
         _sub(entry, "category", term=cat)
-    _sub(entry, "summary", _one_line(card.abstract), type="text")
+    _sub(entry, "summary", _replaced(card) + _one_line(card.abstract), type="text")
     return entry
+
+
+def _replaced(card: PaperCard) -> str:
+    """ "Replaced: v1 → v3 (Abstract, Comments changed). " before a replacement's abstract."""
+    if card.changes is None and not card.previous_version:
+        return ""
+    before = f"v{card.previous_version}" if card.previous_version else "an earlier version"
+    if card.changes is None:
+        what = " (earlier text not seen)"
+    elif card.changes:
+        what = f" ({', '.join(c.label for c in card.changes)} changed)"
+    else:
+        what = " (no change to the text)"
+    return f"Replaced: {before} → v{card.version}{what}. "
 
 
 def _entry_updated(card: PaperCard) -> datetime:
@@ -210,33 +231,149 @@ def venue_feed(request: Request, conn: ConnDep, name: str) -> Response:
     )
 
 
+def search_feed_path(
+    q: str,
+    *,
+    category: str = "",
+    date_from: date | None = None,
+    date_to: date | None = None,
+    crosslists: bool = True,
+    replacements: bool = False,
+    mode: str = "",
+) -> str:
+    """A search feed's canonical address: parameters in one order, defaults left out, so
+    the same saved search always has the same URL."""
+    params: list[tuple[str, str]] = [("q", q)]
+    if category:
+        params.append(("category", category))
+    if date_from:
+        params.append(("from", date_from.isoformat()))
+    if date_to:
+        params.append(("to", date_to.isoformat()))
+    if not crosslists:
+        params.append(("crosslists", "0"))
+    if replacements:
+        params.append(("replacements", "1"))
+    if mode:
+        params.append(("mode", mode))
+    return "/search/feed?" + urlencode(params)
+
+
+def _flag(raw: str, name: str, default: bool) -> bool:
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0")
+
+
+def _feed_day(raw: str, name: str) -> date | None:
+    if not raw.strip():
+        return None
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name} {raw[:40]!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def _announced(
+    conn: Connection, ids: list[str], lists: frozenset[str], kinds: Sequence[str]
+) -> dict[str, date]:
+    """Each paper's latest announcement day of `kinds`, in `lists` when given."""
+    if not ids:
+        return {}
+    table = Announcement.__table__
+    where = [table.c.arxiv_id.in_(ids), table.c.kind.in_(list(kinds))]
+    if lists:
+        where.append(table.c.category.in_(sorted(lists)))
+    rows = conn.execute(
+        sa.select(table.c.arxiv_id, sa.func.max(table.c.day))
+        .where(*where)
+        .group_by(table.c.arxiv_id)
+    )
+    return {arxiv_id: day for arxiv_id, day in rows}
+
+
 @router.get("/search/feed", include_in_schema=False)
 def search_feed(request: Request, conn: ConnDep, q: str = "", mode: str = "") -> Response:
-    """The newest matches of a query: a keyword alert for any feed reader. With
-    `mode=semantic` or `hybrid`, the best matches by meaning instead (ranked, not dated)."""
+    """The newest matches of a query, by announcement date (newest first): a keyword alert
+    for any feed reader, with the search page's filters (`category`, `from`, `to`) and the
+    alert toggles: `crosslists=0` leaves out papers whose primary category is outside the
+    `category` lists, `replacements=1` also dates a paper by its newest replacement, so a
+    new version brings it back to the top. With `mode=semantic` or `hybrid`, the best
+    matches by meaning instead (ranked, not dated)."""
     q = strip_xml_illegal(q)  # no stored text holds these; PostgreSQL refuses a NUL
     if not q.strip():
         return PlainTextResponse("give a query: /search/feed?q=words\n", status_code=400)
     if mode and mode not in MODES:
         return PlainTextResponse("mode must be keyword, semantic or hybrid\n", status_code=400)
+    params = request.query_params
+    try:
+        date_from = _feed_day(params.get("from", ""), "from")
+        date_to = _feed_day(params.get("to", ""), "to")
+        crosslists = _flag(params.get("crosslists", ""), "crosslists", True)
+        replacements = _flag(params.get("replacements", ""), "replacements", False)
+    except ValueError as exc:
+        return PlainTextResponse(f"{exc}\n", status_code=400)
+    category = strip_xml_illegal(params.get("category", "")).strip()
+    text = q[:10_000]
+    include: frozenset[str] = frozenset()
+    if category:
+        try:
+            expr = parse_expression(category)
+        except InvalidExpression as exc:
+            return PlainTextResponse(f"{exc}\n", status_code=400)
+        category, include = expr.canonical(), expr.include
+        text += "".join(f" -cat:{c}" for c in sorted(expr.exclude))
     ranked = mode in ("semantic", "hybrid")
     page = search(
         conn,
-        q[:10_000],
+        text,
         mode=mode or "keyword",
+        categories=sorted(include),
+        date_from=date_from,
+        date_to=date_to,
         sort="relevance" if ranked else "date",
-        limit=SEARCH_FEED_SIZE,
+        # A wider window when filtering or re-dating, so the feed still fills up.
+        limit=SEARCH_FEED_SIZE * (4 if replacements or not crosslists else 1),
     )
     found = paper_cards(conn, [h.arxiv_id for h in page.hits])
     cards = [found[h.arxiv_id] for h in page.hits if h.arxiv_id in found]
+    if include and not crosslists:
+        cards = [c for c in cards if c.primary_category in include]
+    if not ranked:
+        kinds = ["new", "cross", "replace", "replace-cross"] if replacements else ["new", "cross"]
+        days = _announced(conn, [c.arxiv_id for c in cards], include, kinds)
+
+        def announced(card: PaperCard) -> date:
+            return max(d for d in (days.get(card.arxiv_id), card.sort_date, date.min) if d)
+
+        cards.sort(key=lambda c: (announced(c), c.arxiv_id), reverse=True)
+    cards = cards[:SEARCH_FEED_SIZE]
+    canonical = search_feed_path(
+        q,
+        category=category,
+        date_from=date_from,
+        date_to=date_to,
+        crosslists=crosslists,
+        replacements=replacements,
+        mode=mode,
+    )
+    search_params = {"q": q, "category": category} if category else {"q": q}
     return _feed(
         request,
-        title=f"Papershelf search: {q[:200]}",
+        title=f"Papershelf search: {q[:200]}" + (f" in {category}" if category else ""),
         subtitle=f"The best {SEARCH_FEED_SIZE} papers for the query ({page.mode})"
         if ranked
-        else f"The newest {SEARCH_FEED_SIZE} papers matching the query",
+        else f"The newest {SEARCH_FEED_SIZE} papers matching the query, by announcement date",
         alternate="/search?"
-        + urlencode({"q": q, "mode": mode} if ranked else {"q": q, "sort": "date"}),
+        + urlencode(
+            {**search_params, "mode": mode} if ranked else {**search_params, "sort": "date"}
+        ),
         entries=[_paper_entry(c) for c in cards],
         updated=max((_entry_updated(c) for c in cards), default=datetime.now(UTC)),
+        self_path=canonical,
     )

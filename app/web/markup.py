@@ -1,7 +1,8 @@
 """Paper text as safe HTML: the functions the templates use as filters.
 
 Everything is escaped except what these functions build themselves (MathML from
-`app.web.mathml`, <mark> from `app.web.highlight`, links, <strong>).
+`app.web.mathml`, <mark> from `app.web.highlight`, links, <strong>, and the <em>, <strong>,
+<code> and links of LaTeX text macros read by `app.ingest.tex_macros`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 from app.artifacts.faqs import spans
+from app.ingest.tex_macros import Footnote, Link, Node, Styled, parse, plain
 from app.taxonomy import get_taxonomy
 from app.web.highlight import highlight, highlighter
 from app.web.mathml import MATH, safe_mathml
@@ -19,21 +21,49 @@ from app.web.mathml import MATH, safe_mathml
 _URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 
 
-def rich(text: str | None, terms: Sequence[str] = ()) -> Markup:
-    """Title/abstract text: whitespace collapsed, $TeX$ as MathML, search terms marked,
-    everything else escaped."""
+def _render(nodes: Sequence[Node], pattern: re.Pattern[str] | None, *, links: bool = True) -> str:
+    """LaTeX text macros as HTML; every string escaped (and its search terms marked)."""
+    out: list[str] = []
+    for node in nodes:
+        if isinstance(node, str):
+            out.append(str(highlight(node, pattern)))
+        elif isinstance(node, Styled):
+            inner = _render(node.children, pattern, links=links)
+            out.append(inner if node.style == "plain" else f"<{node.style}>{inner}</{node.style}>")
+        elif isinstance(node, Link):
+            # A link's text may not hold another link.
+            inner = _render(node.children, pattern, links=False)
+            out.append(
+                f'<a href="{escape(node.url)}" rel="noopener nofollow">{inner}</a>'
+                if links
+                else inner
+            )
+        elif isinstance(node, Footnote):
+            out.append(f" ({_render(node.children, pattern, links=links)})")
+    return "".join(out)
+
+
+def rich(text: str | None, terms: Sequence[str] = (), *, links: bool = True) -> Markup:
+    """Title/abstract text: whitespace collapsed, $TeX$ as MathML, LaTeX text macros
+    (`\\emph`, `\\href`, `--`…) rendered, search terms marked, everything else escaped.
+    `links=False` for text that is itself inside a link (a card's title): URLs as text."""
     text = " ".join((text or "").split())
     pattern = highlighter(terms)
     out: list[str] = []
     last = 0
     for m in MATH.finditer(text):
-        out.append(highlight(text[last : m.start()], pattern))
+        out.append(_render(parse(text[last : m.start()]), pattern, links=links))
         display = m.group(1) is not None
         math = safe_mathml(m.group(1) if display else m.group(2), display)
         out.append(math if math is not None else escape(m.group(0)))
         last = m.end()
-    out.append(highlight(text[last:], pattern))
+    out.append(_render(parse(text[last:]), pattern, links=links))
     return Markup("".join(out))
+
+
+def plaintex(text: str | None) -> str:
+    """Title text for places that take no markup (a page's <title>): macros cleaned."""
+    return " ".join(plain(text).split())
 
 
 def linkify(text: str | None) -> Markup:

@@ -301,6 +301,8 @@ def _rate_limited_path(path: str) -> bool:
         or path.startswith("/search/")
         # The FAQ page's no-JavaScript form queues LLM work, like the API's POST.
         or (path.startswith("/arxiv/") and path.endswith("/faq"))
+        # An export may run a whole search or read thousands of papers, like /search.
+        or path.startswith("/export.")
     )
 
 

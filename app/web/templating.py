@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment
 
-from app.web.markup import category_name, faq_inline, linkify, rich
+from app.web.markup import category_name, faq_inline, linkify, plaintex, rich
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
 AUTHORS_SHOWN = 8  # longer author lists fold the rest into <details>
@@ -20,6 +20,7 @@ AUTHORS_SHOWN = 8  # longer author lists fold the rest into <details>
 def install_filters(env: Environment) -> None:
     """The filters and globals the templates use (idempotent)."""
     env.filters["rich"] = rich
+    env.filters["plaintex"] = plaintex
     env.filters["linkify"] = linkify
     env.filters["catname"] = category_name
     env.filters["faqinline"] = faq_inline

@@ -8,6 +8,9 @@ the AMED predictors made for it.
 
 The version (`diffusion-<dataset>-<digest10>`) changes whenever the weights do. Saving a
 new U-Net removes the old predictors: they were distilled against the old weights.
+The data set a U-Net learned (`meta.dataset`: "fashion" or "plots") decides what it may
+draw: only a plots model makes paper thumbnails. Checkpoints that lack the field are read
+from their version's middle part; anything else is None (unknown: never a thumbnail).
 
 torch loads lazily: finding what is saved here costs no torch import.
 """
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 
 PREDICTOR_PREFIX = "amed-"
 _PREDICTOR_RE = re.compile(r"^amed-(amed|amed_plugin)-nfe(\d+)\.safetensors$")
+_VERSION_RE = re.compile(r"^diffusion-([a-z0-9_]+)-[0-9a-f]+$")
+DATASETS = ("fashion", "plots")
 
 Checkpoint: TypeAlias = "checkpoints.Checkpoint[UNetConfig]"
 
@@ -46,6 +51,33 @@ def save(path: Path, model: EDMDenoiser, meta: dict[str, Any]) -> str:
         for stale in path.glob(f"{PREDICTOR_PREFIX}*"):
             stale.unlink(missing_ok=True)
     return version
+
+
+def dataset_from(meta: dict[str, Any], version: str | None) -> str | None:
+    """The data set a U-Net was trained on: `meta["dataset"]`, else the one its version
+    names (`diffusion-<dataset>-<digest>`), else None. Only a known name counts."""
+    named = meta.get("dataset")
+    if not isinstance(named, str):
+        m = _VERSION_RE.match(version or "")
+        named = m.group(1) if m else None
+    return named if named in DATASETS else None
+
+
+def dataset_of(path: Path) -> str | None:
+    """`dataset_from` for the checkpoint in `path` (None when there is none; no torch)."""
+    if not checkpoint_present(path):
+        return None
+    try:
+        data = json.loads((Path(path) / checkpoints.CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    meta = data.get("meta")
+    version = data.get("version")
+    return dataset_from(
+        meta if isinstance(meta, dict) else {}, version if isinstance(version, str) else None
+    )
 
 
 def read(path: Path) -> Checkpoint:

@@ -1,5 +1,10 @@
 """Commands of this package, added to `papershelf ml` by ml.cli (torch loads lazily):
-`train-diffusion`, `train-amed` and `eval-diffusion`."""
+`train-diffusion`, `train-amed` and `eval-diffusion`.
+
+Two models live apart: the plots model (the default) is the thumbnails' (`checkpoint`,
+PAPERSHELF_DIFFUSION_PATH), and a Fashion-MNIST one goes to /lab's folder
+(`lab_checkpoint`, PAPERSHELF_LAB_DIFFUSION_PATH) unless `--out` says otherwise, so a
+Fashion model never lands where paper thumbnails are drawn from by accident."""
 
 from __future__ import annotations
 
@@ -108,16 +113,52 @@ def print_eval_table(result: dict[str, Any], title: str | None = None) -> None:
     )
 
 
-def register(cli: typer.Typer, *, images: Path, checkpoint: Path) -> None:
+def train_out(dataset: str, out: Path | None, thumbnails: Path, lab: Path | None) -> Path:
+    """Where `train-diffusion` writes: `--out`, else the thumbnails' folder for the plots
+    and /lab's (by default `diffusion-fashion` beside the thumbnails') for Fashion-MNIST."""
+    if out is not None:
+        return out
+    if dataset == "plots":
+        return thumbnails
+    return lab or thumbnails.parent / f"{thumbnails.name}-{dataset}"
+
+
+def trained_note(dataset: str, target: Path, thumbnails: Path) -> str:
+    """What the model just written will be used for."""
+    from ml.pictures import TRAIN_PLACEHOLDER_MODEL
+
+    same = target.resolve() == thumbnails.resolve()
+    if dataset == "plots":
+        where = "" if same else f" once PAPERSHELF_DIFFUSION_PATH={target}"
+        return (
+            f"placeholder thumbnails come from this model{where}: distil its AMED predictors "
+            f"with `papershelf ml train-amed --checkpoint {target}`, then restart the ML worker"
+        )
+    if same:
+        return (
+            f"warning: a {dataset} model in the thumbnails' folder draws no paper thumbnails "
+            f"(the ML pool refuses it); run {TRAIN_PLACEHOLDER_MODEL} for them"
+        )
+    return f"a {dataset} model for /lab and the solver benchmarks; it never draws paper thumbnails"
+
+
+def register(
+    cli: typer.Typer, *, images: Path, checkpoint: Path, lab_checkpoint: Path | None = None
+) -> None:
     """Add this package's commands to the `papershelf ml` app; `images` (the shared data's
-    images/ folder) and `checkpoint` (the U-Net's) are where options left out point."""
+    images/ folder), `checkpoint` (the thumbnails' U-Net, trained on the plots) and
+    `lab_checkpoint` (/lab's, trained on Fashion-MNIST) are where options left out point."""
     default_images, default_checkpoint = images, checkpoint
 
     @cli.command("train-diffusion")
     def train_diffusion_cmd(
-        dataset: Annotated[str, typer.Option(help="fashion (32×32 grey) or plots (64×64 RGB)")] = (
-            "fashion"
-        ),
+        dataset: Annotated[
+            str,
+            typer.Option(
+                help="plots (64×64 RGB figures: the thumbnails' model) or fashion (32×32 grey: "
+                "/lab's and the benchmarks')"
+            ),
+        ] = "plots",
         steps: Annotated[int, typer.Option(min=1)] = 1500,
         images: Annotated[
             Path | None, typer.Option(help="Images folder (default: data_dir/images).")
@@ -126,8 +167,9 @@ def register(cli: typer.Typer, *, images: Path, checkpoint: Path) -> None:
             Path | None,
             typer.Option(
                 "--out",
-                help="Checkpoint directory (default: PAPERSHELF_DIFFUSION_PATH or "
-                "data_dir/models/diffusion).",
+                help="Checkpoint directory (default: for plots PAPERSHELF_DIFFUSION_PATH or "
+                "data_dir/models/diffusion; for fashion PAPERSHELF_LAB_DIFFUSION_PATH or "
+                "data_dir/models/diffusion-fashion).",
             ),
         ] = None,
         seed: int = 0,
@@ -148,7 +190,7 @@ def register(cli: typer.Typer, *, images: Path, checkpoint: Path) -> None:
             raise fail("--dataset must be fashion or plots")
         if size not in ("default", "tiny"):
             raise fail("--size must be default or tiny")
-        target = out_dir or default_checkpoint
+        target = train_out(dataset, out_dir, default_checkpoint, lab_checkpoint)
         if restart:
             (target / STATE).unlink(missing_ok=True)
         cfg = DiffusionTrainConfig(
@@ -174,6 +216,7 @@ def register(cli: typer.Typer, *, images: Path, checkpoint: Path) -> None:
             markup=False,
             highlight=False,
         )
+        out.print(trained_note(dataset, target, default_checkpoint), markup=False, highlight=False)
         _write_json(json_path, {"dataset": dataset, "out": str(target), **result.as_dict()})
 
     @cli.command("train-amed")

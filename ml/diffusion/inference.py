@@ -40,10 +40,14 @@ class LoadedDiffusion:
         denoiser: EDMDenoiser,
         version: str,
         predictors: dict[tuple[str, int], AMEDPredictor] | None = None,
+        dataset: str | None = None,
     ) -> None:
         self.denoiser = denoiser.eval()
         self.version = version
         self.predictors = dict(predictors or {})
+        # What it learned to draw ("fashion", "plots"; None: unknown), which decides whether
+        # it may make paper thumbnails (ml.pictures.PictureModels.placeholder).
+        self.dataset = dataset
 
     @classmethod
     def load(cls, path: Path, device: str = "auto") -> LoadedDiffusion:
@@ -58,7 +62,8 @@ class LoadedDiffusion:
             found = checkpoint.load_amed(path, solver, nfe, dev)
             if found is not None:
                 predictors[(solver, nfe)] = found
-        return cls(denoiser, ckpt.version, predictors)
+        dataset = checkpoint.dataset_from(ckpt.meta, ckpt.version)
+        return cls(denoiser, ckpt.version, predictors, dataset)
 
     @property
     def shape(self) -> tuple[int, int, int]:

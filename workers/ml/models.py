@@ -82,11 +82,15 @@ def export_query_model(settings: Settings) -> None:
 
 
 def load_picture_models(settings: Settings) -> PictureModels:
-    """The picture checkpoints the settings name, onto the pool's one device."""
+    """The picture checkpoints the settings name, onto the pool's one device: the
+    tokenizer, the thumbnails' diffusion model and /lab's."""
     from ml import pictures
 
     return pictures.load_models(
-        settings.fsq_path_resolved, settings.diffusion_path_resolved, settings.summarizer_device
+        settings.fsq_path_resolved,
+        settings.diffusion_path_resolved,
+        settings.summarizer_device,
+        settings.lab_diffusion_path_resolved,
     )
 
 
@@ -106,8 +110,8 @@ def thumbnail_versions(models: PictureModels, settings: Settings) -> thumbnails.
     return thumbnails.Models(
         fsq=models.tokenizer.version if models.tokenizer else None,
         diffusion=(
-            models.diffusion.sampler_version(solver, settings.thumbnail_nfe)
-            if models.diffusion
+            models.placeholder.sampler_version(solver, settings.thumbnail_nfe)
+            if models.placeholder
             else None
         ),
         solver=solver,
@@ -156,6 +160,10 @@ def check_thumbnail_settings(models: PictureModels, settings: Settings) -> None:
     if not 1 <= settings.thumbnail_nfe <= 50:
         raise RuntimeError(f"PAPERSHELF_THUMBNAIL_NFE={settings.thumbnail_nfe} is not in 1–50")
     if models.diffusion is None:
+        return
+    if models.placeholder is None:
+        # The one line an admin needs: why cards get no placeholder, what to train instead.
+        log.warning("no placeholder thumbnails: %s", models.missing["placeholder"])
         return
     if (solver := thumbnail_solver(models, settings)) != settings.thumbnail_solver:
         log.warning(

@@ -87,6 +87,7 @@ def lab_setup(settings: Settings) -> LabSetup:
         summarizer_path=settings.summarizer_path_resolved,
         device=settings.summarizer_device,
         beams=settings.summarizer_beams,
+        lab_diffusion_path=settings.lab_diffusion_path_resolved,
     )
 
 
@@ -146,7 +147,8 @@ def make_thumbnails(
     pdfs: dict[str, bytes],
 ) -> list[thumbnails.Written]:
     """Thumbnails for a batch: from the PDF where one was downloaded and a tokenizer is
-    loaded, else a placeholder where a diffusion model is; papers with neither are left."""
+    loaded, else a placeholder where a plots diffusion model is; papers with neither are
+    left (a model trained on anything else never draws a card's picture)."""
     from ml import pictures
 
     out: list[thumbnails.Written] = []
@@ -169,7 +171,7 @@ def make_thumbnails(
                     p.arxiv_id, p.version, tok.version, grid, tok.levels, to_png(img)
                 )
             )
-    if placeholders and (diff := models.diffusion) is not None:
+    if placeholders and (diff := models.placeholder) is not None:
         solver = thumbnail_solver(models, settings)
         nfe = settings.thumbnail_nfe
         tried = datetime.now(UTC) if fetches_pdfs(models, settings) else None
@@ -201,8 +203,8 @@ def thumbnails_inline(
 ) -> dict[str, Any]:
     """`reindex --thumbnails --inline`: every paper lacking a current thumbnail, here."""
     models = models or load_picture_models(settings)
-    if not models.any:
-        raise RuntimeError("; ".join(models.missing.values()))
+    if (reason := _why_no_thumbnails(models)) is not None:
+        raise RuntimeError(reason)
     check_thumbnail_settings(models, settings)
     current = thumbnail_versions(models, settings)
     pending = written = 0
@@ -251,11 +253,17 @@ async def _thumbnails(ctx: dict[str, Any], pending: list[thumbnails.Pending]) ->
     }
 
 
-def _no_pictures(ctx: dict[str, Any]) -> dict[str, Any] | None:
-    models: PictureModels = ctx["pictures"]
-    if models.any:
+def _why_no_thumbnails(models: PictureModels) -> str | None:
+    """None when a thumbnail can be made (a tokenizer, or a plots diffusion model)."""
+    if models.tokenizer is not None or models.placeholder is not None:
         return None
-    reason = "; ".join(models.missing.values())
+    return "; ".join(models.missing.values())
+
+
+def _no_pictures(ctx: dict[str, Any]) -> dict[str, Any] | None:
+    reason = _why_no_thumbnails(ctx["pictures"])
+    if reason is None:
+        return None
     log.warning("job %s skipped: %s", ctx.get("job_id"), reason)
     return {"skipped": reason}
 

@@ -16,8 +16,33 @@ May import the domain (`app.db`, `app.listing`, `app.search`, `app.artifacts`, .
 
 from fastapi import APIRouter
 
-from app.web.api import admin, faq, listings, ml, papers, search, stats, venues
+from app.web.api import (
+    admin,
+    alerts,
+    arxiv_query,
+    exports,
+    faq,
+    listings,
+    ml,
+    papers,
+    search,
+    stats,
+    venues,
+)
 
 router = APIRouter()
-for _module in (faq, ml, papers, search, stats, listings, venues, admin):
+for _module in (
+    faq,
+    ml,
+    papers,
+    search,
+    stats,
+    listings,
+    venues,
+    admin,
+    alerts,
+    exports,
+    # arXiv's own path, /api/query (outside /api/v1).
+    arxiv_query,
+):
     router.include_router(_module.router)

@@ -11,13 +11,16 @@ from sqlalchemy import func, select
 from app.db.models import Announcement, PaperCategory
 from app.foryou import MAX_STARRED, InvalidStarred, for_you, parse_starred
 from app.listing import (
+    KINDS,
     InvalidExpression,
+    InvalidKinds,
     ListingSort,
     day_listing,
     latest_day,
     next_day,
     parse_expression,
     parse_keywords,
+    parse_kinds,
     previous_day,
 )
 from app.taxonomy import get_taxonomy
@@ -119,7 +122,7 @@ def api_days(
     response_model=ListingOut | ForYouListingOut,
     responses={
         **NOT_MODIFIED,
-        400: documented("Invalid expression, date, sort, keywords or starred ids"),
+        400: documented("Invalid expression, date, sort, keywords, kinds or starred ids"),
     },
 )
 def api_listing(
@@ -131,6 +134,21 @@ def api_listing(
     ] = None,
     sort: Annotated[Literal["order", "popularity", "keywords", "foryou"], Query()] = "order",
     kw: Annotated[str, Query(max_length=500, description="comma-separated keywords")] = "",
+    kind: Annotated[
+        str,
+        Query(
+            max_length=100,
+            description=f"keep only these announcement kinds, comma-separated ({', '.join(KINDS)};"
+            " replace keeps replace-cross too); default: every kind",
+        ),
+    ] = "",
+    has_code: Annotated[
+        bool | None,
+        Query(
+            description="true: only papers that link their code (GitHub, GitLab…); false: "
+            "only papers that do not; default: both"
+        ),
+    ] = None,
     starred: Annotated[
         str,
         Query(
@@ -146,17 +164,30 @@ def api_listing(
 
     `sort=foryou` ranks the day by similarity to the nearest of the `starred` papers (their
     embeddings), in sections "foryou" and "unranked" (papers without an embedding, in
-    announcement order); that answer is `Cache-Control: private, no-store`."""
+    announcement order); that answer is `Cache-Control: private, no-store`.
+
+    `kind` keeps only papers of those kinds. A replaced paper's card says what changed:
+    `previous_version` (the version stored before) and `changes`, a word-level diff per
+    field (`diff`: `[[op, text], ...]`, op `=`, `-` or `+`), null when that version's text
+    was never seen here."""
     try:
         expr = parse_expression(expression)
         stars = parse_starred(starred) if sort == "foryou" else []
-    except (InvalidExpression, InvalidStarred) as exc:
+        kinds = parse_kinds(kind) if kind else None
+    except (InvalidExpression, InvalidStarred, InvalidKinds) as exc:
         raise HTTPException(400, str(exc)) from None
     shown = day or latest_day(conn, expr)
     keywords = parse_keywords(kw)
     order: ListingSort = "order" if sort == "foryou" else sort
-    listing = day_listing(conn, expr, shown, sort=order, keywords=keywords) if shown else None
-    if day is not None and (listing is None or listing.total == 0):
+    listing = (
+        day_listing(
+            conn, expr, shown, sort=order, keywords=keywords, kinds=kinds, has_code=has_code
+        )
+        if shown
+        else None
+    )
+    # A day the code filter empties is still a day (an empty answer, not a 404).
+    if day is not None and (listing is None or (listing.total == 0 and has_code is None)):
         raise HTTPException(404, f"no papers for {expr.canonical()} were announced on {day}")
     ranked = for_you(conn, listing, stars) if sort == "foryou" and listing is not None else None
     sections = ranked.sections if ranked else listing.sections if listing else []

@@ -27,6 +27,13 @@ def api_search(
     sort: Literal["relevance", "date"] = "relevance",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+    has_code: Annotated[
+        bool | None,
+        Query(
+            description="true: only papers that link their code (the query's `has:code`); "
+            "false: only papers that do not (`-has:code`)"
+        ),
+    ] = None,
     mode: Annotated[
         Mode | None,
         Query(
@@ -38,9 +45,11 @@ def api_search(
     # Unknown categories are a 400, as on /papers (not a silently empty result).
     categories = params.categories(category)
     params.date_range(date_from, date_to)
+    # In front: a query cut at the length limit keeps the filter.
+    text = q if has_code is None else f"{'' if has_code else '-'}has:code {q}"
     page = search(
         conn,
-        q,
+        text,
         mode=mode,
         categories=categories,
         date_from=date_from,

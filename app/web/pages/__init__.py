@@ -7,15 +7,15 @@ parameters as plain strings that they validate themselves (`params`).
 
 May import the domain (`app.listing`, `app.search`, `app.db` read queries, `app.artifacts`),
 `app.jobs` (to queue on-demand fetches and FAQ requests) and the web layer's shared modules
-(`deps`, `errors`, `http`, `templating`, `markup`, `bibtex`, `feeds`, and `api.faq` for the
+(`deps`, `errors`, `http`, `templating`, `markup`, `feeds`, `export_lists`, and `api.faq` for the
 FAQ lookup it shares with the API); never workers or `ml`.
 """
 
 from fastapi import APIRouter
 
-from app.web.pages import arxiv, assets, faq, home, search, venues
+from app.web.pages import arxiv, assets, exports, faq, home, search, venues
 
 router = APIRouter()
 # faq first: `arxiv`'s /arxiv/{rest:path} would otherwise answer /arxiv/{id}/faq.
-for _module in (faq, home, assets, arxiv, search, venues):
+for _module in (faq, home, assets, arxiv, search, venues, exports):
     router.include_router(_module.router)

@@ -34,6 +34,8 @@ def arxiv_page(
     sort: str = "order",
     kw: str = "",
     wait: str = "",
+    replacements: str = "",
+    has_code: str = "",
 ) -> Response:
     rest = rest.strip().strip("/")
     if rest.endswith("/feed"):
@@ -49,7 +51,9 @@ def arxiv_page(
             # Say what the reader most likely meant: an id, or a category list.
             message = str(id_error) if _ID_SHAPE.search(rest) else str(exc)
             return error_page(request, 400, "Not a paper id or category", message)
-        return listing_page(request, conn, cache, expr, date, sort, kw)
+        return listing_page(
+            request, conn, cache, expr, date, sort, kw, replacements, has_code=has_code
+        )
     if not ids:
         return error_page(request, 400, "Nothing to show", "Name a category or a paper id.")
     if len(ids) > MAX_IDS:

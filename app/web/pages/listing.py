@@ -68,14 +68,29 @@ PERSONAL_CACHE = "private, no-store"  # one reader's page: no shared cache may k
 # The sorts whose pages are cached (popularity follows every click; "for you" with stars is
 # one reader's page and is told apart by its `starred` parameter).
 CACHED_SORTS = frozenset({"order", "keywords", FOR_YOU})
+# `?replacements=hide` leaves the replacements out (the browser remembers the choice too:
+# static/papershelf.js); "show", or nothing, keeps them.
+REPLACEMENTS = ("", "show", "hide")
+WITHOUT_REPLACEMENTS = frozenset({"new", "cross"})
+# `?has_code=1` keeps only the papers that link their code (app.ingest.links).
+HAS_CODE = {"": False, "0": False, "false": False, "1": True, "true": True}
 
 
 def listing_etag(
-    expr: CategoryExpr, day: date, sort: str, keywords: list[str], version: str
+    expr: CategoryExpr,
+    day: date,
+    sort: str,
+    keywords: list[str],
+    version: str,
+    hide_replacements: bool = False,
+    code_only: bool = False,
 ) -> str:
-    """The validator of a cached listing page: its expression, day, sort and keywords at a
-    data version (`PageCache.version`)."""
-    return etag_for(f"{expr.canonical()}|{day}|{sort}|{','.join(keywords)}|{version}".encode())
+    """The validator of a cached listing page: its expression, day, sort, keywords and
+    whether replacements are hidden, at a data version (`PageCache.version`)."""
+    hidden = "|-replace" if hide_replacements else ""
+    hidden += "|+code" if code_only else ""
+    key = f"{expr.canonical()}|{day}|{sort}|{','.join(keywords)}|{version}{hidden}"
+    return etag_for(key.encode())
 
 
 def listing_page(
@@ -86,7 +101,22 @@ def listing_page(
     raw_date: str,
     sort: str,
     kw: str,
+    replacements: str = "",
+    has_code: str = "",
 ) -> Response:
+    if has_code.strip().lower() not in HAS_CODE:
+        return error_page(
+            request, 400, "Bad has_code", f"has_code must be 1 or 0, not {has_code[:40]!r}"
+        )
+    code_only = HAS_CODE[has_code.strip().lower()]
+    if replacements not in REPLACEMENTS:
+        return error_page(
+            request,
+            400,
+            "Bad replacements",
+            f"replacements must be show or hide, not {replacements[:40]!r}",
+        )
+    hide_replacements = replacements == "hide"
     if sort not in PAGE_SORTS:
         return error_page(
             request,
@@ -114,16 +144,38 @@ def listing_page(
         order = sort
     etag = None
     if day is not None and order != "popularity" and not starred:
-        etag = listing_etag(expr, day, sort, keywords, cache.version(conn, expr, day))
+        etag = listing_etag(
+            expr,
+            day,
+            sort,
+            keywords,
+            cache.version(conn, expr, day),
+            hide_replacements,
+            code_only,
+        )
         if not_modified(request, etag):
             return Response(status_code=304, headers=cache_headers(etag, LISTING_CACHE))
         cached = cache.get(etag)
         if cached is not None:
             return HTMLResponse(cached, headers=cache_headers(etag, LISTING_CACHE))
-    listing = day_listing(conn, expr, day, sort=order, keywords=keywords) if day else None
+    kinds = WITHOUT_REPLACEMENTS if hide_replacements else None
+    listing = (
+        day_listing(
+            conn,
+            expr,
+            day,
+            sort=order,
+            keywords=keywords,
+            kinds=kinds,
+            has_code=True if code_only else None,
+        )
+        if day
+        else None
+    )
     prev = previous_day(conn, expr, day) if day else None
     nxt = next_day(conn, expr, day) if day else None
-    if raw_date and listing is not None and listing.total == 0:
+    # A day the filter empties is still a day: its page says so, not a 404.
+    if raw_date and listing is not None and listing.total == 0 and not code_only:
         return TEMPLATES.TemplateResponse(
             request,
             "error.html",
@@ -163,6 +215,8 @@ def listing_page(
             "sorts": PAGE_SORTS,
             "sort_labels": SORT_LABELS,
             "foryou": ranked,
+            "hide_replacements": hide_replacements,
+            "has_code": code_only,
         },
     )
     if starred:
@@ -202,6 +256,8 @@ class _Asked:
     sort: str
     day: date | None
     keywords: list[str]
+    hide_replacements: bool = False
+    code_only: bool = False
     last: tuple[date, str, bytes] | None = None
 
 
@@ -259,7 +315,15 @@ class CachedListings:
         if last is not None and last[0] == day and last[1] == version:
             etag = last[2]
         else:
-            etag = listing_etag(asked.expr, day, asked.sort, asked.keywords, version).encode()
+            etag = listing_etag(
+                asked.expr,
+                day,
+                asked.sort,
+                asked.keywords,
+                version,
+                asked.hide_replacements,
+                asked.code_only,
+            ).encode()
             asked.last = (day, version, etag)
         if self._route is None:
             self._route = _route_named(getattr(app, "routes", []), LISTING_ROUTE)
@@ -306,4 +370,12 @@ def _read_listing_url(path: str, query: bytes) -> _Asked | None:
     except ValueError:
         return None  # the route's 400 page
     keywords = parse_keywords(params.get("kw", ""))
-    return _Asked(expr, expr.canonical(), sort, day, keywords)
+    replacements = params.get("replacements", "")
+    if replacements not in REPLACEMENTS:
+        return None  # the route's 400 page
+    has_code = params.get("has_code", "").strip().lower()
+    if has_code not in HAS_CODE:
+        return None  # the route's 400 page
+    return _Asked(
+        expr, expr.canonical(), sort, day, keywords, replacements == "hide", HAS_CODE[has_code]
+    )

@@ -22,12 +22,18 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import Connection
 
 from app import __version__
+from app.exports import from_card, to_bibtex
 from app.ingest.ids import InvalidArxivId, not_yet_issued, split_id_list
 from app.jobs import ondemand
 from app.jobs.connections import QueueUnavailable
-from app.listing import announcement_history, paper_cards, paper_page_version
+from app.listing import (
+    add_changes,
+    announcement_history,
+    paper_cards,
+    paper_page_version,
+    version_history,
+)
 from app.settings import Settings, get_settings
-from app.web.bibtex import bibtex_entry
 from app.web.http import PAPER_CACHE, cache_headers, etag_for, not_modified
 from app.web.middleware import client_address
 from app.web.pages.cache import PageCache
@@ -128,6 +134,7 @@ def papers_page(
         if (cached := cache.get(etag)) is not None:
             return HTMLResponse(cached, headers=cache_headers(etag, PAPER_CACHE))
     cards = paper_cards(conn, ids)
+    add_changes(conn, cards.values())  # what changed since the version stored before
     missing = [i for i in ids if i not in cards]
     waited = int(raw_wait) if raw_wait.isdigit() and len(raw_wait) < 4 else 0
     now = datetime.now(UTC)
@@ -160,6 +167,7 @@ def papers_page(
             "refresh": refresh,
             "refresh_s": FETCH_REFRESH_S,
             "history": {i: announcement_history(conn, i) for i in cards},
+            "versions": {i: version_history(conn, i) for i in cards},
         },
         status_code=202 if not cards else 200,
     )
@@ -188,4 +196,4 @@ def bibtex(conn: Connection, raw: str) -> Response:
             f"unknown to this shelf and not yet fetched: {', '.join(missing) or raw}\n",
             status_code=404,
         )
-    return PlainTextResponse("\n".join(bibtex_entry(cards[i]) for i in ids))
+    return PlainTextResponse(to_bibtex([from_card(cards[i]) for i in ids]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import cast
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -12,6 +11,7 @@ from app.hybrid import MODES, search
 from app.listing import InvalidExpression, PaperCard, paper_cards, parse_expression
 from app.search import Sort
 from app.web.deps import ConnDep
+from app.web.feeds import search_feed_path
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day, parse_page
 from app.web.templating import TEMPLATES
@@ -55,6 +55,7 @@ def search_page(
     except ValueError as exc:
         return error_page(request, 400, "Bad date", str(exc))
     categories: list[str] = []
+    canonical_category = ""
     text = q[:10_000]
     if category.strip():
         try:
@@ -62,6 +63,7 @@ def search_page(
         except InvalidExpression as exc:
             return error_page(request, 400, "Unknown category", str(exc))
         categories = sorted(expr.include)
+        canonical_category = expr.canonical()
         # Exclusions ride on the query's own syntax.
         text += "".join(f" -cat:{c}" for c in sorted(expr.exclude))
     result = None
@@ -92,7 +94,14 @@ def search_page(
             "page": number,
             "page_size": SEARCH_PAGE_SIZE,
             "modes": MODES,
-            "feed_url": "/search/feed?" + urlencode({"q": q, **({"mode": mode} if mode else {})})
+            "saved_category": canonical_category,
+            "feed_url": search_feed_path(
+                q,
+                category=canonical_category,
+                date_from=date_from,
+                date_to=date_to,
+                mode=mode,
+            )
             if q.strip()
             else None,
         },

@@ -242,3 +242,38 @@ def test_display_and_page_helpers() -> None:
     buf = io.BytesIO()
     transparent.save(buf, format="PNG")
     assert thumbnails.open_rgb(buf.getvalue()).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_cards_never_show_a_fashion_placeholder(engine: Engine) -> None:
+    """Placeholders an older pool drew with a Fashion-MNIST model (clothes) are hidden from
+    cards; a plots model's placeholder and a PDF's first page are shown, with their source."""
+    from app.listing import paper_cards
+
+    fashion = gen_row(1, model="diffusion-fashion-0123456789+amed-amed_plugin-nfe5-abc")
+    plots = gen_row(2, model="diffusion-plots-0123456789")
+    with engine.begin() as conn:
+        store.upsert_papers(conn, [rec(1), rec(2), rec(3)])
+        thumbnails.upsert(conn, [fashion, plots, pdf_row(3)], now=T0)
+    ids = ["2607.00001", "2607.00002", "2607.00003"]
+    with engine.connect() as conn:
+        shown = thumbnails.shown_on_cards(conn, ids)
+        cards = paper_cards(conn, ids)
+        stored = thumbnails.get(conn, "2607.00001")
+    assert {k: v.source for k, v in shown.items()} == {
+        "2607.00002": "generated",
+        "2607.00003": "pdf",
+    }
+    assert cards["2607.00001"].thumbnail_url is None
+    assert cards["2607.00002"].thumbnail_url == shown["2607.00002"].url
+    assert (cards["2607.00002"].thumbnail_source, cards["2607.00003"].thumbnail_source) == (
+        "generated",
+        "pdf",
+    )
+    # The row is kept (the pool makes it again, as a PDF picture or a plots placeholder).
+    assert stored is not None and stored.model_version.startswith("diffusion-fashion-")
+
+    # Once a plots model (or a PDF) replaces it, the card shows it.
+    with engine.begin() as conn:
+        thumbnails.upsert(conn, [gen_row(1, model="diffusion-plots-0123456789")])
+    with engine.connect() as conn:
+        assert "2607.00001" in thumbnails.shown_on_cards(conn, ids)

@@ -31,12 +31,17 @@ TABLES = {
     "paper_versions": "arxiv_id, version, submitted_at, size",
     "paper_categories": "category, arxiv_id",
     "announcements": "category, day, arxiv_id, kind, position",
+    "paper_revisions": "arxiv_id, version, title, abstract, CAST(authors AS text), comments,"
+    " journal_ref",
+    "paper_links": "arxiv_id, has_code, CAST(links AS text), venue, venue_key",
 }
 ORDER = {
     "papers": "pk",
     "paper_versions": "arxiv_id, version",
     "paper_categories": "arxiv_id, category",
     "announcements": "arxiv_id, category, day",
+    "paper_revisions": "arxiv_id, version",
+    "paper_links": "arxiv_id",
 }
 
 
@@ -190,6 +195,10 @@ def test_the_bulk_path_leaves_what_the_row_path_leaves(
     assert papers["2401.00123"][2] == 3  # the older record did not overwrite
     assert papers["2402.00001"][3] == "Second version"
     assert str(papers["2508.00001"][15]) == "2025-08-05"  # announced_on, from the listing
+    # The replaced texts were kept under the versions they had, and only those.
+    revisions = {(row[0], row[1]): row for row in have["paper_revisions"]}
+    assert revisions[("0704.0001", 2)][2].startswith("Calculation of prompt diphoton")
+    assert ("2401.00123", 1) not in revisions and ("0704.0002", 2) not in revisions
     days = {str(row[1]) for row in have["announcements"] if row[2] == "2402.00004"}
     assert days == {"2024-04-05", "2024-04-09"}  # both listings of the paper kept
     with engine.connect() as conn:

@@ -80,7 +80,9 @@ def test_upgrade_cleans_stored_rows_and_their_search_index(url: str) -> None:
                 .values(venue_paper_id="p\x021", title="Dirty duplicate")
             )
         with engine.connect() as conn:
-            hits = search_papers(conn, "QuantumBoltzmann", sort="date").hits
+            # The database's own index, as 0007 built it: today's full-text index reads
+            # tables that later migrations add, so it cannot run on this schema.
+            hits = search_papers(conn, "QuantumBoltzmann", sort="date", engine="database").hits
             assert not hits  # the control character splits the word in the index
 
         upgrade(url)

@@ -565,6 +565,14 @@ def test_rate_limit_429(db_env: Settings) -> None:
         assert other.get("/api/v1/stats").status_code == 200
 
 
+def test_exports_share_the_rate_limit(db_env: Settings) -> None:
+    """An export can run a whole search, so a flood of them is limited like /search."""
+    with _client(make_app(_limited_settings(db_env))) as c:
+        statuses = [c.get("/export.bib?list=search&q=quokka").status_code for _ in range(4)]
+    assert statuses[:3] != [429, 429, 429]
+    assert statuses[3] == 429
+
+
 def test_rate_limit_shared_through_redis(db_env: Settings, tmp_path: Path) -> None:
     from app.cli.runtime.redis_server import EmbeddedRedis
 
