@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     faq_prompt_path: Path | None = None
     llm_queue: str = "papershelf:llm"
     llm_job_timeout: int = 600
+    # At most this many FAQ answers are written again per announcement day for new versions
+    # of papers whose older version had one (every category together; 0: none).
+    faq_regenerate_per_day: int = Field(default=50, ge=0)
 
     # Saved-search alerts (app.alerts): webhooks to private, loopback, link-local or reserved
     # addresses are refused unless the admin allows them (an intranet receiver, tests).

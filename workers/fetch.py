@@ -28,11 +28,13 @@ from arq.worker import func
 from sqlalchemy import Connection, Engine
 
 from app import alerts
+from app.artifacts import faqs
 from app.db import runs, store
 from app.ingest.ids import parse_arxiv_id
 from app.ingest.records import DocumentError, ParsedPage, UpstreamError
 from app.jobs import alerts as alert_jobs
 from app.jobs import embeddings, ondemand, pictures, summaries
+from app.jobs import faq as faq_jobs
 from app.jobs.fetch import harvest_key, oai_set
 from app.jobs.queueing import JobRequest, scoped_job_id, submit
 from app.schedule import announcement_at, latest_listing_day, parse_holidays, poll_due
@@ -179,7 +181,42 @@ async def fetch_listing(ctx: dict[str, Any], category: str) -> dict[str, Any]:
                 ctx, what, enabled, request_for, page.day, category, result
             )
         result["alerts_queued"] = await _queue_alert_matching(ctx, category, page.day)
+        result["faqs_queued"] = await _queue_faq_regenerations(ctx, category, page.day)
     return result
+
+
+def _faq_keys(engine: Engine, settings: Settings, category: str, day: date) -> list[faqs.FaqKey]:
+    with engine.connect() as conn:
+        return faqs.regeneration_keys(conn, day, category, settings.llm_model)
+
+
+async def _queue_faq_regenerations(ctx: dict[str, Any], category: str, day: date) -> int:
+    """Ask the LLM pool to write the FAQ again for the day's new versions of papers whose
+    older version had one (a reader asked for it once), once per such language, behind
+    readers' requests and at most `faq_regenerate_per_day` a day (app.jobs.faq). Logged,
+    not retried, when Redis is gone: a reader's request still writes it."""
+    settings: Settings = ctx["settings"]
+    if not settings.llm_base_url or settings.faq_regenerate_per_day <= 0:
+        return 0
+    keys = await _db(_faq_keys, ctx["engine"], settings, category, day)
+    if not keys:
+        return 0
+    try:
+        done = await faq_jobs.queue_regenerations(ctx["redis"], settings, day, keys)
+    except (redis.exceptions.RedisError, OSError) as exc:
+        log.warning("could not queue the FAQs of %s %s again: %s", category, day, exc)
+        return 0
+    if done.cut:
+        log.warning(
+            "FAQs of %s %s for new versions: the cap of %d a day "
+            "(PAPERSHELF_FAQ_REGENERATE_PER_DAY) left %d of %d unqueued; readers can ask for them",
+            category,
+            day,
+            settings.faq_regenerate_per_day,
+            done.cut,
+            len(keys),
+        )
+    return done.queued
 
 
 async def _queue_alert_matching(ctx: dict[str, Any], category: str, day: date) -> bool:

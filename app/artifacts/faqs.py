@@ -19,17 +19,18 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, exists, select
 
 from app.artifacts.base import ArtifactTable
-from app.db.models import Faq, Paper
+from app.db.models import Announcement, Faq, Paper
 
 faqs_t = Faq.__table__
 papers_t = Paper.__table__
+announcements_t = Announcement.__table__
 FAQS = ArtifactTable(faqs_t, key=("arxiv_id", "version", "lang", "model"))
 
 Lang = Literal["en", "zh"]
@@ -319,6 +320,13 @@ def paper_text(conn: Connection, arxiv_id: str) -> PaperText | None:
     )
 
 
+def _faq_row(key: FaqKey, row: Any) -> FaqRow:
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite hands back naive UTC
+        created = created.replace(tzinfo=UTC)
+    return FaqRow(key, row.content, row.prompt_hash, row.finish_reason, created)
+
+
 def get_faq(conn: Connection, key: FaqKey) -> FaqRow | None:
     row = conn.execute(
         select(faqs_t).where(
@@ -328,12 +336,64 @@ def get_faq(conn: Connection, key: FaqKey) -> FaqRow | None:
             faqs_t.c.model == key.model,
         )
     ).first()
+    return None if row is None else _faq_row(key, row)
+
+
+def older_answer(conn: Connection, key: FaqKey) -> FaqRow | None:
+    """The answer in `key.lang` written for the newest version older than `key.version`
+    (the configured model's first, then the latest written), or None. Shown, marked stale,
+    while the paper's current version has no answer of its own."""
+    row = conn.execute(
+        select(faqs_t)
+        .where(
+            faqs_t.c.arxiv_id == key.arxiv_id,
+            faqs_t.c.lang == key.lang,
+            faqs_t.c.version < key.version,
+        )
+        .order_by(
+            faqs_t.c.version.desc(),
+            case((faqs_t.c.model == key.model, 0), else_=1),
+            faqs_t.c.created_at.desc(),
+        )
+        .limit(1)
+    ).first()
     if row is None:
         return None
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite hands back naive UTC
-        created = created.replace(tzinfo=UTC)
-    return FaqRow(key, row.content, row.prompt_hash, row.finish_reason, created)
+    return _faq_row(FaqKey(key.arxiv_id, row.version, key.lang, row.model), row)
+
+
+def regeneration_keys(conn: Connection, day: date, category: str, model: str) -> list[FaqKey]:
+    """The answers to write again after a day's list is stored: for each paper of the
+    (category, day) list whose current version has no answer by `model` in a language
+    that an older version of it has one in (a reader asked for it once), that version's
+    key, in the list's order (by id), each language once."""
+    older = faqs_t.alias("older")
+    current = faqs_t.alias("current")
+    listed = select(announcements_t.c.arxiv_id).where(
+        announcements_t.c.category == category, announcements_t.c.day == day
+    )
+    answered = exists().where(
+        current.c.arxiv_id == papers_t.c.arxiv_id,
+        current.c.version == papers_t.c.version,
+        current.c.lang == older.c.lang,
+        current.c.model == model,
+    )
+    rows = conn.execute(
+        select(papers_t.c.arxiv_id, papers_t.c.version, older.c.lang)
+        .distinct()
+        .join(older, older.c.arxiv_id == papers_t.c.arxiv_id)
+        .where(
+            papers_t.c.arxiv_id.in_(listed),
+            older.c.version < papers_t.c.version,
+            ~answered,
+        )
+        .order_by(papers_t.c.arxiv_id, older.c.lang)
+    )
+    return [
+        FaqKey(r.arxiv_id, r.version, parse_lang(r.lang), model)
+        for r in rows
+        if r.lang in LANGS  # a row from a language since dropped is left alone
+    ]
 
 
 def save_faq(

@@ -85,7 +85,11 @@ def faq_inline(text: str) -> Markup:
     out = []
     for bold, run in spans(text):
         html = rich(run)
-        out.append(Markup("<strong>{}</strong>").format(html) if bold else html)
+        html = Markup("<strong>{}</strong>").format(html) if bold else html
+        # `rich` trims each run; the spaces around a bold run are part of the sentence.
+        lead = " " if run[:1].isspace() and run.strip() else ""
+        trail = " " if run[-1:].isspace() else ""
+        out.append(Markup(lead) + html + Markup(trail))
     return Markup("").join(out)
 
 

@@ -3,6 +3,10 @@
 - `POST /api/v1/papers/{id}/faq?lang=en|zh`: 200 with the answer when stored, else queue one
   generation (concurrent requests share it) and answer 202 with its status and position;
 - `GET  /api/v1/papers/{id}/faq?lang=`: 200 stored, 202 queued/running, 404 not generated;
+  while the paper's current version has no answer but an older version has one, both answer
+  with that one marked `stale` (its `version`, and the paper's `paper_version`): GET 200 with
+  `status` "stale" while nothing is queued for the new version, 202 while it is queued or
+  running (as POST, which queues it);
 - `GET  /api/v1/papers/{id}/faq/stream?lang=`: server-sent events: `queued` {position} while
   waiting, `start`, `delta` {text}, `reset` {reason}, then `done` {content…} or `error`
   {message}; a stored answer is one `done` at once. Event ids are stream positions, so a
@@ -80,18 +84,23 @@ class Lookup:
     paper: PaperText
     key: FaqKey
     row: faqs.FaqRow | None
+    # Without `row`: the answer written for an older version, shown marked stale.
+    stale: faqs.FaqRow | None = None
 
 
-def _find(
-    engine: Engine, arxiv_id: str, lang: Lang, model: str
-) -> tuple[PaperText | None, FaqKey | None, faqs.FaqRow | None]:
+def _find(engine: Engine, arxiv_id: str, lang: Lang, model: str) -> Lookup | None:
     with engine.connect() as conn:
-        return faqs.find(conn, arxiv_id, lang, model)
+        paper, key, row = faqs.find(conn, arxiv_id, lang, model)
+        if paper is None or key is None:
+            return None
+        stale = faqs.older_answer(conn, key) if row is None else None
+        return Lookup(paper, key, row, stale)
 
 
 async def lookup(engine: Engine, settings: Settings, raw_id: str, raw_lang: str) -> Lookup:
-    """The paper, its FAQ key for the configured model and the stored answer, if any.
-    Raises ApiError: 400 for a bad id or language, 404 for a paper not in the store."""
+    """The paper, its FAQ key for the configured model and the stored answer, if any (else
+    an older version's). Raises ApiError: 400 for a bad id or language, 404 for a paper not
+    in the store."""
     try:
         arxiv_id, _version = parse_arxiv_id(raw_id)
     except InvalidArxivId as exc:
@@ -100,10 +109,10 @@ async def lookup(engine: Engine, settings: Settings, raw_id: str, raw_lang: str)
         lang = parse_lang(raw_lang)
     except UnknownLanguage as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    paper, key, row = await run_in_threadpool(_find, engine, arxiv_id, lang, settings.llm_model)
-    if paper is None or key is None:
+    found = await run_in_threadpool(_find, engine, arxiv_id, lang, settings.llm_model)
+    if found is None:
         raise ApiError(404, "not_found", f"paper {arxiv_id} is not in the store")
-    return Lookup(paper, key, row)
+    return found
 
 
 def prompt_out(settings: Settings) -> PromptOut:
@@ -128,7 +137,29 @@ def _stream_url(key: FaqKey) -> str:
 
 
 def _done_out(row: faqs.FaqRow) -> FaqOut:
-    return FaqOut(**row.to_json(), status="done", cached=True, stream_url=_stream_url(row.key))
+    return FaqOut(
+        **row.to_json(),
+        status="done",
+        cached=True,
+        stream_url=_stream_url(row.key),
+        paper_version=row.key.version,
+    )
+
+
+def _stale_out(
+    found: Lookup, stale: faqs.FaqRow, status: FaqStatus, position: int | None = None
+) -> Response:
+    """An older version's answer, marked stale; `status` is the current version's."""
+    out = FaqOut(
+        **stale.to_json(),
+        status=status,
+        position=position,
+        cached=True,
+        stream_url=_stream_url(found.key),
+        stale=True,
+        paper_version=found.key.version,
+    )
+    return JSONResponse(out.model_dump(), status_code=200 if status == "stale" else 202)
 
 
 def _pending_out(key: FaqKey, status: FaqStatus, position: int | None) -> FaqOut:
@@ -140,6 +171,7 @@ def _pending_out(key: FaqKey, status: FaqStatus, position: int | None) -> FaqOut
         status=status,
         position=position,
         stream_url=_stream_url(key),
+        paper_version=key.version,
     )
 
 
@@ -328,6 +360,8 @@ async def api_faq_request(
         return answer
     state = await _job_state(settings, found.key, request=True)
     status: FaqStatus = "running" if state.state == "running" else "queued"
+    if found.stale is not None:
+        return _stale_out(found, found.stale, status, state.position)
     out = _pending_out(found.key, status, state.position)
     return JSONResponse(out.model_dump(), status_code=202)
 
@@ -341,8 +375,22 @@ async def api_faq_request(
 async def api_faq(
     arxiv_id: PaperId, engine: EngineDep, settings: SettingsDep, lang: LangQuery = "en"
 ) -> Response:
-    """A paper's stored FAQ (200), or where its generation stands (202), or 404."""
+    """A paper's stored FAQ (200), or where its generation stands (202), or 404; while the
+    current version has none, an older version's answer marked stale (200, or 202 while the
+    new one is queued or running)."""
     found = await lookup(engine, settings, arxiv_id, lang)
+    if (stale := found.stale) is not None:  # only set while the current version has none
+        if not settings.llm_base_url:
+            return _stale_out(found, stale, "stale")
+        try:
+            state = await _job_state(settings, found.key)
+        except ApiError:  # no queue: the old answer is still worth reading
+            return _stale_out(found, stale, "stale")
+        if state.state == "running":
+            return _stale_out(found, stale, "running")
+        if state.state == "queued":
+            return _stale_out(found, stale, "queued", state.position)
+        return _stale_out(found, stale, "stale")
     if (answer := _answered(found, settings)) is not None:
         return answer
     state = await _job_state(settings, found.key)

@@ -286,7 +286,8 @@ class FetchOut(BaseModel):
 
 # --- FAQ -----------------------------------------------------------------------------------
 
-FaqStatus = Literal["done", "queued", "running"]
+# "stale": only an older version's answer is stored, and nothing is queued for this one.
+FaqStatus = Literal["done", "queued", "running", "stale"]
 
 
 class FaqOut(BaseModel):
@@ -305,6 +306,12 @@ class FaqOut(BaseModel):
     created_at: str | None = None
     cached: bool = False
     stream_url: str
+    stale: bool = Field(
+        default=False,
+        description="The answer was written for an older version of the paper (`version`); "
+        "shown until one for `paper_version` is written",
+    )
+    paper_version: int | None = Field(default=None, description="The paper's current version")
 
 
 class PromptOut(BaseModel):

@@ -1,6 +1,8 @@
 """The FAQ pages: `/arxiv/{id}/faq` (works without JavaScript: a form POSTs the request,
 the page reloads while it runs; papershelf.js streams into it from the API) and
-`/faq/prompt`. They share the API's lookup and prompt (`app.web.api.faq`).
+`/faq/prompt`. They share the API's lookup and prompt (`app.web.api.faq`). While the paper's
+current version has no answer, an older version's is shown, marked stale, until the new one
+is written (the stream replaces it in place).
 
 Include this router before the `/arxiv/{rest:path}` pages, which would otherwise answer
 `/arxiv/{id}/faq`.
@@ -62,6 +64,7 @@ async def faq_page(
         except jobs.UNAVAILABLE as exc:
             state, message = "unavailable", str(exc)
     card = (await run_in_threadpool(_card, engine, found.key.arxiv_id)) or None
+    shown = found.row or found.stale
     return TEMPLATES.TemplateResponse(
         request,
         "faq.html",
@@ -70,7 +73,8 @@ async def faq_page(
             "card": card,
             "key": found.key,
             "row": found.row,
-            "blocks": blocks(found.row.content) if found.row else [],
+            "stale": found.stale,
+            "blocks": blocks(shown.content) if shown else [],
             "state": state,
             "position": position,
             "message": message,
