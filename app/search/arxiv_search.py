@@ -130,6 +130,22 @@ class _Dialect(ABC):
     def stamp(self, value: datetime) -> datetime:
         return value
 
+    @abstractmethod
+    def listing_day(self) -> ColumnElement[Any]:
+        """`papers.sort_date` as a timestamp (midnight UTC), comparable with the stored ones."""
+
+    def submitted(self) -> ColumnElement[Any]:
+        """When v1 was submitted; the listing day where no source said (RSS and listing
+        files carry none), the same stand-in as the entries' `published`."""
+        return sa.func.coalesce(
+            papers.c.first_submitted_at, self.listing_day(), type_=papers.c.first_submitted_at.type
+        )
+
+    def updated(self) -> ColumnElement[Any]:
+        return sa.func.coalesce(
+            papers.c.last_updated_at, self.submitted(), type_=papers.c.last_updated_at.type
+        )
+
 
 class _Sqlite(_Dialect):
     sqlite = True
@@ -161,9 +177,17 @@ class _Sqlite(_Dialect):
         # The store keeps naive UTC in SQLite (SQLAlchemy's format); compare like with like.
         return value.astimezone(UTC).replace(tzinfo=None)
 
+    def listing_day(self) -> ColumnElement[Any]:
+        # SQLAlchemy stores a SQLite DateTime as "YYYY-MM-DD HH:MM:SS.ffffff" text.
+        return papers.c.sort_date.op("||")(sa.literal(" 00:00:00.000000"))
+
 
 class _Postgres(_Dialect):
     sqlite = False
+
+    def listing_day(self) -> ColumnElement[Any]:
+        # Midnight UTC whatever the session's time zone.
+        return sa.func.timezone("UTC", sa.cast(papers.c.sort_date, sa.DateTime()))
 
     def term(self, term: Term) -> ColumnElement[Any]:
         return postgres._term(term)
@@ -240,9 +264,7 @@ def _leaf(d: _Dialect, leaf: Node) -> _Compiled:
     if isinstance(leaf, Identifier):
         return _Compiled(None, [papers.c.arxiv_id == leaf.arxiv_id])
     if isinstance(leaf, DateRange):
-        column: ColumnElement[Any] = papers.c.first_submitted_at
-        if leaf.field == "lastUpdatedDate":
-            column = sa.func.coalesce(papers.c.last_updated_at, papers.c.first_submitted_at)
+        column = d.updated() if leaf.field == "lastUpdatedDate" else d.submitted()
         bounds = []
         if leaf.start is not None:
             bounds.append(column >= d.stamp(leaf.start))
@@ -305,10 +327,14 @@ def _entry(row: Any, version: int | None = None, at: datetime | None = None) -> 
     )
 
 
-def _date_key(sort_by: SortBy) -> ColumnElement[Any]:
-    if sort_by == "lastUpdatedDate":
-        return sa.func.coalesce(papers.c.last_updated_at, papers.c.first_submitted_at)
-    return papers.c.first_submitted_at
+def _date_key(d: _Dialect, sort_by: SortBy) -> ColumnElement[Any]:
+    return d.updated() if sort_by == "lastUpdatedDate" else d.submitted()
+
+
+def _rank_window() -> int:
+    from app.settings import get_settings
+
+    return get_settings().search_rank_window
 
 
 def run_query(
@@ -320,9 +346,16 @@ def run_query(
     sort_order: SortOrder = "descending",
     start: int = 0,
     max_results: int = 10,
+    rank_window: int | None = None,
 ) -> ArxivPage:
     """One page of the answer. `id_list` alone: those papers (in the list's order under
-    relevance); with a query: the listed papers that match it; neither: nothing."""
+    relevance); with a query: the listed papers that match it; neither: nothing.
+
+    Relevance scores only the newest `rank_window` matches (`PAPERSHELF_SEARCH_RANK_WINDOW`,
+    as the database engine): a common word matches most of a large store, and scoring
+    every match costs seconds. Below the window the order is exact; above it the window's
+    matches come first, best first, then the older matches newest first, so paging still
+    reaches every match and the total is unchanged."""
     d = _dialect(conn)
     compiled = _compile(d, node) if node is not None else _Compiled()
     if compiled.fts is not None:
@@ -336,28 +369,136 @@ def run_query(
     if node is None:
         return ArxivPage((), 0, start)
 
-    descending = sort_order == "descending"
-    if sort_by == "relevance" and score is not None:
-        order = [score.desc() if descending else score.asc()]
-    else:
-        key = _date_key(sort_by)
-        order = [(key.desc() if descending else key.asc()).nulls_last()]
-    order.append(papers.c.arxiv_id.desc() if descending else papers.c.arxiv_id.asc())
-
-    counted = sa.select(papers.c.pk).select_from(source).where(*where).limit(MAX_REACH)
-    total = conn.execute(sa.select(sa.func.count()).select_from(counted.subquery())).scalar_one()
+    total = conn.execute(_counted(d, compiled, source, where)).scalar_one()
     entries: tuple[ArxivEntry, ...] = ()
     if max_results > 0 and start < total:
-        page = (
-            sa.select(*_COLUMNS)
-            .select_from(source)
-            .where(*where)
-            .order_by(*order)
-            .limit(max_results)
-            .offset(start)
-        )
-        entries = tuple(_entry(r) for r in conn.execute(page))
+        descending = sort_order == "descending"
+        if sort_by == "relevance" and score is not None:
+            window = rank_window if rank_window is not None else _rank_window()
+            rows = _ranked(
+                conn, d, compiled, source, where, score, descending, start, max_results, window
+            )
+        else:
+            rows = _by_date(conn, d, source, where, sort_by, descending, start, max_results)
+        entries = tuple(_entry(r) for r in rows)
     return ArxivPage(entries, total, start)
+
+
+def _by_date(
+    conn: Connection,
+    d: _Dialect,
+    source: FromClause,
+    where: list[ColumnElement[bool]],
+    sort_by: SortBy,
+    descending: bool,
+    start: int,
+    size: int,
+) -> list[Any]:
+    """A date-ordered page (ties by id): the matches' keys are sorted, papers rows read for
+    the page alone (sorting whole rows, abstracts and all, cost more than the match)."""
+    key = _date_key(d, sort_by)
+    ordered = (
+        sa.select(papers.c.pk.label("pk"), key.label("at"), papers.c.arxiv_id.label("aid"))
+        .select_from(source)
+        .where(*where)
+        .order_by(
+            (key.desc() if descending else key.asc()).nulls_last(),
+            papers.c.arxiv_id.desc() if descending else papers.c.arxiv_id.asc(),
+        )
+        .limit(size)
+        .offset(start)
+        .subquery("ordered")
+    )
+    at = ordered.c.at.desc() if descending else ordered.c.at.asc()
+    aid = ordered.c.aid.desc() if descending else ordered.c.aid.asc()
+    page = (
+        sa.select(*_COLUMNS)
+        .select_from(ordered.join(papers, papers.c.pk == ordered.c.pk))
+        .order_by(at.nulls_last(), aid)
+    )
+    return list(conn.execute(page))
+
+
+def _counted(
+    d: _Dialect, compiled: _Compiled, source: FromClause, where: list[ColumnElement[bool]]
+) -> sa.Select[Any]:
+    """The number of matches, up to `MAX_REACH`. On SQLite a pure index match is counted
+    in the FTS table alone: no papers row is read."""
+    if d.sqlite and compiled.pure_fts:
+        table = sqlite_fts.papers_fts
+        inner = sa.select(table.c.rowid).where(sqlite_fts._match(compiled.fts))
+    else:
+        inner = sa.select(papers.c.pk).select_from(source).where(*where)
+    return sa.select(sa.func.count()).select_from(inner.limit(MAX_REACH).subquery())
+
+
+def _ranked(
+    conn: Connection,
+    d: _Dialect,
+    compiled: _Compiled,
+    source: FromClause,
+    where: list[ColumnElement[bool]],
+    score: ColumnElement[float],
+    descending: bool,
+    start: int,
+    size: int,
+    window: int,
+) -> list[Any]:
+    """A relevance page: the newest `window` matches by score (ties by id), then the older
+    matches by pk (the order papers were stored), as `run_query` describes. Only the
+    window's pks and scores are sorted; papers rows are read for the page alone."""
+    # The index's own rowid on SQLite, walked newest first without reading papers rows.
+    key = sqlite_fts.papers_fts.c.rowid if d.sqlite else papers.c.pk
+    ranked = (
+        sa.select(key.label("pk"), score.label("score"), papers.c.arxiv_id.label("aid"))
+        .select_from(source)
+        .where(*where)
+        .order_by(key.desc())
+        .limit(max(window, 1))
+        .subquery("ranked")
+    )
+    order = (
+        [ranked.c.score.desc(), ranked.c.aid.desc()]
+        if descending
+        else [ranked.c.score.asc(), ranked.c.aid.asc()]
+    )
+    best = (
+        sa.select(ranked.c.pk, ranked.c.score, ranked.c.aid)
+        .order_by(*order)
+        .limit(size)
+        .offset(start)
+        .subquery("best")
+    )
+    page_order = (
+        [best.c.score.desc(), best.c.aid.desc()]
+        if descending
+        else [best.c.score.asc(), best.c.aid.asc()]
+    )
+    rows = list(
+        conn.execute(
+            sa.select(*_COLUMNS)
+            .select_from(best.join(papers, papers.c.pk == best.c.pk))
+            .order_by(*page_order)
+        )
+    )
+    if len(rows) == size or window <= 0:
+        return rows
+    # The page runs past the window: the older matches follow, in stored order.
+    in_window = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(ranked.c.pk)).select_from(ranked)
+    ).one()
+    if in_window[0] < window:
+        return rows  # the window held every match
+    skip = max(0, start - in_window[0])
+    rest = (
+        sa.select(*_COLUMNS)
+        .select_from(source)
+        .where(*where, key < in_window[1])
+        .order_by(key.desc() if descending else key.asc())
+        .limit(size - len(rows))
+        .offset(skip)
+    )
+    return rows + list(conn.execute(rest))
 
 
 def _listed(

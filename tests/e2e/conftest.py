@@ -174,6 +174,31 @@ def page_errors(page: Any) -> list[str]:
     return errors
 
 
+CARD = "article.paper[data-id]"
+
+
+def card_ids(page: Any) -> list[str]:
+    """The ids of the paper cards on the page, in order."""
+    return [str(i) for i in page.locator(CARD).evaluate_all("els => els.map(e => e.dataset.id)")]
+
+
+@contextmanager
+def serving(data_dir: Path) -> Iterator[str]:
+    """`papershelf serve` (no migration: the test built the store) over `data_dir` on a free
+    port on 127.0.0.1; yields its base URL and stops it after."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running(
+        [["serve", "--port", str(port), "--no-migrate"]],
+        _env(data_dir),
+        data_dir / "server.log",
+        answers(base + "/static/papershelf.css"),
+        what="the server",
+        stop_timeout=10,
+    ):
+        yield base
+
+
 @pytest.fixture(scope="session")
 def base_url(e2e_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`papershelf serve` on a free port on 127.0.0.1, stopped after the session."""

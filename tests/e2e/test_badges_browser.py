@@ -4,9 +4,7 @@ code" filter of the day listing, with JavaScript on and off."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +14,11 @@ from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from app.ingest.records import VenuePaperRecord
 from tests.app.web.test_badges import DAY, PAPERS
-from tests.e2e.conftest import ARTIFACTS, _env, _free_port, answers, page_errors, running
+from tests.e2e.conftest import ARTIFACTS, CARD, card_ids, page_errors, serving
 
 pytestmark = [pytest.mark.slow]
 
-CARD = "article.paper[data-id]"
 # Screenshots also go here when set (for a reviewer), besides tests/e2e/artifacts.
-SHOTS = os.environ.get("PAPERSHELF_TEST_SHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -48,21 +44,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         store.link_venues(conn)
     engine.dispose()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with running(
-        [["serve", "--port", str(port), "--no-migrate"]],
-        _env(data_dir),
-        data_dir / "server.log",
-        answers(base + "/static/papershelf.css"),
-        what="the server",
-        stop_timeout=10,
-    ):
+    with serving(data_dir) as base:
         yield base
-
-
-def card_ids(page: Any) -> list[str]:
-    return [str(i) for i in page.locator(CARD).evaluate_all("els => els.map(e => e.dataset.id)")]
 
 
 def screenshot(page: Any, name: str) -> None:
@@ -71,9 +54,6 @@ def screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(shot), full_page=True)
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        (Path(SHOTS) / name).write_bytes(data)
 
 
 def test_badges_and_the_has_code_filter(browser: Any, site: str) -> None:

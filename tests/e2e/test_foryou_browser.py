@@ -24,11 +24,9 @@ from tests.app.test_foryou import (
     STAR_DAY,
     seed_for_you,
 )
-from tests.e2e.conftest import ARTIFACTS, _env, _free_port, answers, page_errors, running
+from tests.e2e.conftest import ARTIFACTS, CARD, card_ids, page_errors, serving
 
 pytestmark = [pytest.mark.slow]
-
-CARD = "article.paper[data-id]"
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +38,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with engine.begin() as conn:
         seed_for_you(conn)
     engine.dispose()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with running(
-        [["serve", "--port", str(port), "--no-migrate"]],
-        _env(data_dir),
-        data_dir / "server.log",
-        answers(base + "/static/papershelf.css"),
-        what="the server",
-        stop_timeout=10,
-    ):
+    with serving(data_dir) as base:
         yield base
-
-
-def card_ids(page: Any) -> list[str]:
-    return [str(i) for i in page.locator(CARD).evaluate_all("els => els.map(e => e.dataset.id)")]
 
 
 def test_for_you_ranks_the_day_by_stars_made_in_the_page(browser: Any, site: str) -> None:

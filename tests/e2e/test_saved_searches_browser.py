@@ -14,7 +14,7 @@ from app.db import store
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from tests.app.test_alerts import record
-from tests.e2e.conftest import ARTIFACTS, _env, _free_port, answers, page_errors, running
+from tests.e2e.conftest import ARTIFACTS, page_errors, serving
 
 pytestmark = [pytest.mark.slow]
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -36,16 +36,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ],
         )
     engine.dispose()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with running(
-        [["serve", "--port", str(port), "--no-migrate"]],
-        _env(data_dir),
-        data_dir / "server.log",
-        answers(base + "/static/papershelf.css"),
-        what="the server",
-        stop_timeout=10,
-    ):
+    with serving(data_dir) as base:
         yield base
 
 

@@ -3,13 +3,10 @@ by the fake arXiv) becomes its first-page picture (FSQ tokens decoded), the seco
 PDF is missing, gets a placeholder from the plots diffusion model. REAL tiny checkpoints,
 made by the ML pool's own back-fill (`thumbnails_inline`), served by `papershelf serve`.
 Both images load; the first page is described for screen readers, the placeholder is
-decoration (empty alt, role presentation). The screenshot goes to tests/e2e/artifacts/ and
-/tmp/shots/."""
+decoration (empty alt, role presentation). The screenshot goes to tests/e2e/artifacts/."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,13 +16,12 @@ import pytest
 
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
-from tests.e2e.conftest import _env, _free_port, answers, page_errors, running
+from tests.e2e.conftest import page_errors, serving
 from tests.fakes.arxiv_server import FakeArxiv
 
 pytestmark = [pytest.mark.slow]
 DAY = "2026-07-01"
 PDF_ID, PLACEHOLDER_ID = "2607.00001", "2607.00002"
-SHOTS = Path(os.environ.get("PAPERSHELF_SHOTS_DIR", "/tmp/shots"))
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +50,7 @@ def site(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             done = thread.submit(thumbnails_inline, settings, engine).result()
     engine.dispose()
     assert done["written"] == 2, done
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with running(
-        [["serve", "--port", str(port), "--no-migrate"]],
-        _env(data_dir),
-        data_dir / "server.log",
-        answers(base + "/static/papershelf.css"),
-        what="the server",
-        stop_timeout=10,
-    ):
+    with serving(data_dir) as base:
         yield base
 
 
@@ -99,8 +86,7 @@ def test_a_day_listing_shows_both_kinds(site: str, browser: Any, artifacts: Path
         page.evaluate("window.scrollTo(0, 0)")
         shot = artifacts / "thumbnails-listing.png"
         page.screenshot(path=str(shot), full_page=True)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SHOTS / shot.name)
+        assert shot.read_bytes().startswith(b"\x89PNG")
         assert not errors, errors
     finally:
         ctx.close()

@@ -13,7 +13,7 @@ import pytest
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from tests.app.web.test_versions import DAY, NEW, REPLACED, UNSEEN, seed_versions
-from tests.e2e.conftest import ARTIFACTS, _env, _free_port, answers, page_errors, running
+from tests.e2e.conftest import ARTIFACTS, page_errors, serving
 
 pytestmark = [pytest.mark.slow]
 
@@ -28,16 +28,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     engine = make_engine(url)
     seed_versions(engine)
     engine.dispose()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with running(
-        [["serve", "--port", str(port), "--no-migrate"]],
-        _env(data_dir),
-        data_dir / "server.log",
-        answers(base + "/static/papershelf.css"),
-        what="the server",
-        stop_timeout=10,
-    ):
+    with serving(data_dir) as base:
         yield base
 
 
