@@ -213,9 +213,13 @@ _ANNOUNCEMENT_INSERT = (
 
 # A paper's badges (app.ingest.links), derived from the text the paper row ends up holding.
 LINK_COLUMNS = ("arxiv_id", "has_code", "links", "venue", "venue_key")
+# An upsert: a paper this batch read as new may have been stored (with its badges) by a
+# concurrent writer since (two categories' fetches cross-list it); the text just merged wins.
 _LINK_INSERT = (
     "INSERT INTO paper_links (arxiv_id, has_code, links, venue, venue_key)"
     " VALUES ({p}, {p}, {links}, {p}, {p})"
+    " ON CONFLICT (arxiv_id) DO UPDATE SET has_code = excluded.has_code,"
+    " links = excluded.links, venue = excluded.venue, venue_key = excluded.venue_key"
 )
 
 

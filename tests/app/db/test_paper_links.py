@@ -91,6 +91,34 @@ def test_the_store_derives_badges_from_what_it_writes(engine: Engine) -> None:
 
 
 @pytest.mark.postgres
+def test_a_paper_stored_by_a_concurrent_writer_keeps_one_badge_row(engine: Engine) -> None:
+    """Two categories' fetches cross-list the same paper: the second writer read it as new,
+    then the first committed it (badges and all) before the second wrote."""
+    paper = FIRST[0]
+    raced = False
+
+    def other_writer_commits_first(conn, cursor, statement, *args: object) -> None:  # type: ignore[no-untyped-def]
+        nonlocal raced
+        if not raced and statement.startswith("INSERT INTO papers"):
+            raced = True
+            other = sa.create_engine(engine.url)  # its own connection and transaction
+            with other.begin() as c:
+                store.upsert_papers(c, [paper])
+            other.dispose()
+
+    sa.event.listen(engine, "before_cursor_execute", other_writer_commits_first)
+    try:
+        with engine.begin() as conn:
+            store.upsert_papers(conn, [paper])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", other_writer_commits_first)
+    assert raced
+    assert badges(engine)["2607.00001"][1] == [
+        "https://github.com/ada/engine",
+        "https://zenodo.org/records/1",
+    ]
+
+
 def test_the_copy_path_derives_the_same_badges(pg_engine: Engine) -> None:
     for batch in (FIRST, SECOND):
         with pg_engine.begin() as conn:
