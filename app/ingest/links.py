@@ -230,12 +230,22 @@ def classify_url(url: str, context: str = "") -> Link | None:
     return None
 
 
+# Every pattern above needs one of these (a scheme, or a host written without one); most
+# abstracts hold none, and this test is ~50× cheaper than running the patterns.
+_LINK_HINTS = ("http", "github", "gitlab", "huggingface", "hf.co", "zenodo")
+
+
+def _may_link(text: str) -> bool:
+    low = text.lower()
+    return any(hint in low for hint in _LINK_HINTS)
+
+
 def find_links(*texts: str | None) -> tuple[Link, ...]:
     """The code, data and project links in these texts (abstract, comments), in order,
     each once; a project page only once."""
     out: dict[tuple[str, str], Link] = {}
     for text in texts:
-        if not text:
+        if not text or not _may_link(text[:MAX_TEXT]):
             continue
         text = _BROKEN_SCHEME.sub(r"\1://", text[:MAX_TEXT])
         text = _BROKEN_PATH.sub(r"\1/", text)
