@@ -361,9 +361,13 @@ def tag(model_version: str, created_at: datetime) -> str:
     return hashlib.sha1(f"{model_version}|{stamp}".encode()).hexdigest()[:12]
 
 
-def get(conn: Connection, arxiv_id: str) -> Stored | None:
+def get(conn: Connection, arxiv_id: str, *, shown_only: bool = False) -> Stored | None:
+    """The stored row; with `shown_only`, None for one cards hide (a Fashion placeholder)."""
     t = thumbnails_t.c
-    row = conn.execute(sa.select(thumbnails_t).where(t.arxiv_id == arxiv_id)).first()
+    query = sa.select(thumbnails_t).where(t.arxiv_id == arxiv_id)
+    if shown_only:
+        query = query.where(_shown_on_cards())
+    row = conn.execute(query).first()
     if row is None:
         return None
     grid = (

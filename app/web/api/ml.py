@@ -197,7 +197,8 @@ async def api_sample(body: SampleIn, settings: SettingsDep) -> Response:
 
 def _stored(engine: Engine, arxiv_id: str) -> thumbnails.Stored | None:
     with engine.connect() as conn:
-        return thumbnails.get(conn, arxiv_id)
+        # Served as cards show them: a hidden (Fashion) placeholder is a 404 here too.
+        return thumbnails.get(conn, arxiv_id, shown_only=True)
 
 
 @router.get(

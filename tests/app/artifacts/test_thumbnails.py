@@ -269,8 +269,12 @@ def test_cards_never_show_a_fashion_placeholder(engine: Engine) -> None:
         "generated",
         "pdf",
     )
-    # The row is kept (the pool makes it again, as a PDF picture or a plots placeholder).
+    # The row is kept (the pool makes it again, as a PDF picture or a plots placeholder),
+    # but not served: the picture API answers as the cards show.
     assert stored is not None and stored.model_version.startswith("diffusion-fashion-")
+    with engine.connect() as conn:
+        assert thumbnails.get(conn, "2607.00001", shown_only=True) is None
+        assert thumbnails.get(conn, "2607.00002", shown_only=True) is not None
 
     # Once a plots model (or a PDF) replaces it, the card shows it.
     with engine.begin() as conn:

@@ -299,6 +299,17 @@ def test_thumbnail_route(client_for: Callable[..., TestClient], site_settings: A
     page = client.get(f"/arxiv/{ID}").text
     assert f'src="/api/v1/papers/{ID}/thumbnail.png?v=' in page and 'loading="lazy"' in page
 
+    # A placeholder an older pool drew with the Fashion model (garments) is not served.
+    engine = make_engine(get_settings().database_url_resolved)
+    with engine.begin() as conn:
+        fashion = "diffusion-fashion-0123456789"
+        thumbnails.upsert(
+            conn,
+            [thumbnails.Written(ID, "generated", fashion, picture, solver="ddim", nfe=5, seed=3)],
+        )
+    engine.dispose()
+    error(client.get(f"/api/v1/papers/{ID}/thumbnail.png"), 404, "not_found")
+
 
 def test_openapi_documents_the_ml_routes(client_for: Callable[..., TestClient]) -> None:
     client = client_for(with_redis=False)
