@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,14 @@ def site(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     url = f"sqlite:///{data_dir / 'papershelf.db'}"
     upgrade(url)
     seed(url, version=1)
+    with site_with_llm(data_dir, fake_llm) as base:
+        yield base
+
+
+@contextmanager
+def site_with_llm(data_dir: Path, fake_llm: FakeLLM) -> Iterator[str]:
+    """`papershelf serve` and an LLM worker (the fake LLM, model fake-model-1, a queue of its
+    own) over the store in `data_dir`; yields the site's base URL."""
     with redis_queue("llm") as queue:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
         env.update(

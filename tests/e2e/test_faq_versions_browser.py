@@ -5,7 +5,6 @@ JavaScript; the form and the page's own reloads without). `papershelf serve` and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,8 @@ from app.artifacts.faqs import FaqKey
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
 from tests.app.web.test_faq_api import ID, seed
-from tests.e2e.conftest import REDIS_URL, _free_port, answers, page_errors, redis_queue, running
+from tests.e2e.conftest import page_errors
+from tests.e2e.test_faq_browser import site_with_llm
 from tests.fakes.llm_server import FakeLLM
 
 pytestmark = [pytest.mark.slow]
@@ -51,25 +51,8 @@ def site(fake_llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             )
     engine.dispose()
     seed(url, version=3)
-    with redis_queue("llm") as queue:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSHELF_")}
-        env.update(
-            PAPERSHELF_DATA_DIR=str(data_dir),
-            PAPERSHELF_REDIS_URL=REDIS_URL,
-            PAPERSHELF_LLM_BASE_URL=fake_llm.base_url,
-            PAPERSHELF_LLM_MODEL="fake-model-1",
-            PAPERSHELF_LLM_QUEUE=queue,
-        )
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        with running(
-            [["serve", "--port", str(port), "--no-migrate"], ["worker", "--pool", "llm"]],
-            env,
-            data_dir / "processes.log",
-            answers(base + "/healthz"),
-            what="the site",
-        ):
-            yield base
+    with site_with_llm(data_dir, fake_llm) as base:
+        yield base
 
 
 def test_stale_faq_is_marked_and_written_again(

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -77,25 +76,6 @@ def seed(database_url: str, version: int = 2) -> None:
             ],
         )
     engine.dispose()
-
-
-@pytest.fixture
-def queue() -> Iterator[str]:
-    name = f"papershelf-test:{uuid.uuid4().hex}:llm"
-    yield name
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            found = list(client.scan_iter(match=f"*{name}*"))
-            if found:
-                client.delete(*found)
-    except redis.RedisError:
-        pass
-
-
-@pytest.fixture
-def fake_llm() -> Iterator[FakeLLM]:
-    with FakeLLM(chunk_chars=7) as fake:
-        yield fake
 
 
 def _redis_up() -> bool:

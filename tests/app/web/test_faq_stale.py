@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -28,25 +27,6 @@ REDIS_URL = os.environ.get("PAPERSHELF_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 BASE = f"/api/v1/papers/{ID}/faq"
 OLD = "## 1. What problem does this paper try to solve?\nThe **v1** answer <b>bold</b>."
 NOTICE = "Written for v1; this paper is now v3."
-
-
-@pytest.fixture
-def queue() -> Iterator[str]:
-    name = f"papershelf-test:{uuid.uuid4().hex}:llm"
-    yield name
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            found = list(client.scan_iter(match=f"*{name}*"))
-            if found:
-                client.delete(*found)
-    except redis.RedisError:
-        pass
-
-
-@pytest.fixture
-def fake_llm() -> Iterator[FakeLLM]:
-    with FakeLLM(chunk_chars=7) as fake:
-        yield fake
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
