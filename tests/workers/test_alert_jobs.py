@@ -25,7 +25,8 @@ from app.settings import Settings
 from app.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, resolve_destination, verify
 from tests.fakes.arxiv_server import FakeArxiv
 from tests.workers.test_fetch import paper
-from workers import fetch, webhooks
+from tests.workers.test_fetch import run_burst as fetch_burst
+from workers import webhooks
 
 pytestmark = pytest.mark.anyio
 DAY = date(2026, 7, 1)
@@ -94,27 +95,7 @@ async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
 
 
 async def run_burst(settings: Settings, redis_url: str) -> Worker:
-    async def startup(ctx: dict[str, Any]) -> None:
-        ctx["settings"] = settings
-        await fetch.startup(ctx)
-
-    worker = Worker(
-        functions=fetch.FUNCTIONS,
-        queue_name=settings.fetch_queue,
-        redis_settings=redis_settings(redis_url),
-        on_startup=startup,
-        on_shutdown=fetch.shutdown,
-        burst=True,
-        max_tries=fetch.MAX_TRIES,
-        poll_delay=0.05,
-        keep_result=0,
-        handle_signals=False,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-    return worker
+    return await fetch_burst(settings, redis_url, keep_result=0)
 
 
 def save_alert(engine: Engine, url: str, **kw: Any) -> tuple[alerts.AlertInfo, str]:

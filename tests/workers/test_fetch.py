@@ -76,8 +76,9 @@ async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
     await redis.aclose()
 
 
-async def run_burst(settings: Settings, redis_url: str) -> Worker:
-    """Run every queued job (including arq's own retries) with the real job functions."""
+async def run_burst(settings: Settings, redis_url: str, *, keep_result: int = 5) -> Worker:
+    """Run every queued job (including arq's own retries) with the real job functions.
+    `keep_result=0` lets a job id run again at once (a day fetched twice in a row)."""
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
@@ -92,7 +93,7 @@ async def run_burst(settings: Settings, redis_url: str) -> Worker:
         burst=True,
         max_tries=fetch.MAX_TRIES,
         poll_delay=0.05,
-        keep_result=5,
+        keep_result=keep_result,
         handle_signals=False,
     )
     try:
