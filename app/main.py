@@ -19,17 +19,20 @@ from app.db.engine import get_engine
 from app.settings import get_settings
 from app.web import api, feeds, lab, middleware, pages, protocol, related
 from app.web.errors import error_response
-from app.web.pages.cache import PAPER_PAGES_KEPT, PageCache
+from app.web.pages.cache import PAPER_PAGES_KEPT, SEARCH_PAGES_KEPT, PageCache
 from app.web.pages.listing import CachedListings
+from app.web.pages.search import CachedSearches
 from app.web.templating import TEMPLATES, install_filters
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The app's resources: the engine, the day listings' page cache and the paper pages'."""
+    """The app's resources: the engine, and the page caches of the day listings, the paper
+    pages and the search pages."""
     app.state.engine = get_engine()
     app.state.page_cache = PageCache()
     app.state.paper_pages = PageCache(size=PAPER_PAGES_KEPT)
+    app.state.search_pages = PageCache(size=SEARCH_PAGES_KEPT)
     yield
     app.state.engine.dispose()
 
@@ -117,9 +120,11 @@ def create_app() -> FastAPI:
     app.include_router(pages.router)
     middleware.install(app, get_settings())
     protocol.install(app)  # HEAD as GET, Allow on 405, NUL and URL-length refusals
-    # Innermost: cached day listings and their 304s answered before routing, inside every
-    # layer above (Host check, headers, log, metrics, compression, HEAD).
+    # Innermost: cached day listings, repeated searches and their 304s answered before
+    # routing, inside every layer above (Host check, rate limit, headers, log, metrics,
+    # compression, HEAD).
     app.user_middleware.append(Middleware(CachedListings))
+    app.user_middleware.append(Middleware(CachedSearches))
     # Starlette's HTTPException (FastAPI's subclasses it) so the router's own 404/405
     # answers use the one error shape too.
     # Starlette types a handler as taking any Exception; ours take the one class they handle.

@@ -519,6 +519,12 @@ def site_routes(base: str, t: Targets, related_method: str) -> list[Route]:
     latest_etag = etag_of(base, t.latest) or '"no-etag-on-pages"'
     pages = [f"/arxiv/{i}" for i in t.ids]
     searches = [f"/search?q={w}" for w in t.words]
+    # Pairs of two different words, 1,225 queries for each "uncached" row (one ordering
+    # each), so a query is not asked again before the cache has dropped it.
+    pairs = [(a, b) for i, a in enumerate(t.words) for b in t.words[i + 1 :]]
+    random.Random(5).shuffle(pairs)
+    distinct = [f"/search?q={a}+{b}" for a, b in pairs]
+    distinct_1 = [f"/search?q={b}+{a}" for a, b in pairs]
     api_searches = [f"/api/v1/search?q={w}" for w in t.words]
     return [
         ("listing", [t.listing], {}, None),
@@ -541,14 +547,25 @@ def site_routes(base: str, t: Targets, related_method: str) -> list[Route]:
         ("api listing", [f"/api/v1/listings/cs.CL?date={t.day}"], {}, None),
         ("api paper", [f"/api/v1/papers/{i}" for i in t.ids], {}, None),
         ("api papers", ["/api/v1/papers?category=cs.CL&limit=50"], {}, None),
+        # Repeated queries (each of the 50 words over and over) are answered from the
+        # search-page cache once rendered; the "uncached" rows ask each URL once.
         ("search page", searches, {}, None),
-        # The broad query: two common words matching thousands of papers.
+        ("search page, uncached", distinct, {}, None),
+        # The broad query: two common words matching thousands of papers, as a
+        # popular query (repeated) and, with a parameter the route ignores, never cached.
         ("broad search", ["/search?q=diffusion+model"], {}, None),
+        (
+            "broad search, uncached",
+            [f"/search?q=diffusion+model&n={i}" for i in range(20_000)],
+            {},
+            None,
+        ),
         ("search page, gzip", searches, GZIP, None),
         ("api search", api_searches, {}, None),
         ("api search, gzip", api_searches, GZIP, None),
         # One connection: the latency of a search alone, without queueing behind others.
         ("search page, 1 conn", searches, {}, 1),
+        ("search page, uncached, 1 conn", distinct_1, {}, 1),
         ("api search, 1 conn", api_searches, {}, 1),
     ]
 
@@ -682,13 +699,14 @@ def site_notes(results: list[Result]) -> dict[str, list[str]]:
                 f"{r.rps / plain.rps:.2f}x the req/s of uncompressed"
             )
     listing = by_name.get("listing")
-    broad = by_name.get("broad search")
-    if listing and broad and listing.rps:
-        ok = broad.rps >= BROAD_SEARCH_GOAL * listing.rps
-        notes["broad search"].append(
-            f"{broad.rps / listing.rps:.2f}x the listing's req/s "
-            f"(goal >= {BROAD_SEARCH_GOAL}x: {'met' if ok else 'MISSED'})"
-        )
+    for name in ("broad search", "broad search, uncached"):
+        broad = by_name.get(name)
+        if listing and broad and listing.rps:
+            ok = broad.rps >= BROAD_SEARCH_GOAL * listing.rps
+            notes[name].append(
+                f"{broad.rps / listing.rps:.2f}x the listing's req/s "
+                f"(goal >= {BROAD_SEARCH_GOAL}x: {'met' if ok else 'MISSED'})"
+            )
     for name, ref_name in LATEST_GOALS.items():
         r, ref = by_name.get(name), by_name.get(ref_name)
         if r and ref and ref.rps:

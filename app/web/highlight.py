@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
 
-def highlighter(terms: Sequence[str]) -> re.Pattern[str] | None:
+@lru_cache(maxsize=256)
+def highlighter(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     """Terms are index-token strings ("state space"): match their tokens separated by any
-    non-word characters, whole tokens only, ignoring case."""
+    non-word characters, whole tokens only, ignoring case. (Cached: a page marks the same
+    terms in every card.)"""
     alts = [r"\W+".join(re.escape(t) for t in term.split()) for term in terms if term.split()]
     if not alts:
         return None
@@ -20,7 +22,7 @@ def highlighter(terms: Sequence[str]) -> re.Pattern[str] | None:
 
 def highlight(text: str, pattern: re.Pattern[str] | None) -> Markup:
     """`text` escaped, with each match of `pattern` in a <mark>."""
-    if pattern is None:
+    if pattern is None or pattern.search(text) is None:
         return escape(text)
     out: list[str] = []
     last = 0

@@ -37,6 +37,7 @@ def public_cache(max_age: int) -> str:
 
 LISTING_CACHE = public_cache(60)  # lists change with every fetch
 PAPER_CACHE = public_cache(300)
+SEARCH_CACHE = public_cache(60)  # results move with every fetch
 THUMBNAIL_CACHE = public_cache(86400)
 
 

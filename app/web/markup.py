@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -43,22 +44,50 @@ def _render(nodes: Sequence[Node], pattern: re.Pattern[str] | None, *, links: bo
     return "".join(out)
 
 
+#: Texts whose parsed pieces are kept: a search page's 25 cards, a paper page and its related
+#: papers render the same titles and abstracts request after request.
+_PIECES_CACHED = 4096
+
+
+@lru_cache(maxsize=_PIECES_CACHED)
+def _pieces(text: str) -> tuple[tuple[Node, ...] | Markup, ...]:
+    """The text split once into macro trees (marked per request) and finished math."""
+    out: list[tuple[Node, ...] | Markup] = []
+    last = 0
+    for m in MATH.finditer(text):
+        out.append(parse(text[last : m.start()]))
+        display = m.group(1) is not None
+        math = safe_mathml(m.group(1) if display else m.group(2), display)
+        out.append(math if math is not None else escape(m.group(0)))
+        last = m.end()
+    out.append(parse(text[last:]))
+    return tuple(out)
+
+
+@lru_cache(maxsize=_PIECES_CACHED)
+def _unmarked(text: str, links: bool) -> Markup:
+    """`rich` without search terms, whole (listings, paper pages, [Related])."""
+    return _assemble(text, None, links)
+
+
+def _assemble(text: str, pattern: re.Pattern[str] | None, links: bool) -> Markup:
+    return Markup(
+        "".join(
+            piece if isinstance(piece, Markup) else _render(piece, pattern, links=links)
+            for piece in _pieces(text)
+        )
+    )
+
+
 def rich(text: str | None, terms: Sequence[str] = (), *, links: bool = True) -> Markup:
     """Title/abstract text: whitespace collapsed, $TeX$ as MathML, LaTeX text macros
     (`\\emph`, `\\href`, `--`…) rendered, search terms marked, everything else escaped.
     `links=False` for text that is itself inside a link (a card's title): URLs as text."""
     text = " ".join((text or "").split())
-    pattern = highlighter(terms)
-    out: list[str] = []
-    last = 0
-    for m in MATH.finditer(text):
-        out.append(_render(parse(text[last : m.start()]), pattern, links=links))
-        display = m.group(1) is not None
-        math = safe_mathml(m.group(1) if display else m.group(2), display)
-        out.append(math if math is not None else escape(m.group(0)))
-        last = m.end()
-    out.append(_render(parse(text[last:]), pattern, links=links))
-    return Markup("".join(out))
+    pattern = highlighter(tuple(terms))
+    if pattern is None:
+        return _unmarked(text, links)
+    return _assemble(text, pattern, links)
 
 
 def plaintex(text: str | None) -> str:

@@ -1,6 +1,8 @@
-"""The day listings' page cache: one object per app (created in its lifespan, on
-`app.state.page_cache`), reached by the pages through `PageCacheDep` and by the listings'
-fast path (`app.web.pages.listing.CachedListings`) directly.
+"""The rendered pages' caches: one object per kind of page and app (created in its
+lifespan): the day listings' (`app.state.page_cache`, reached through `PageCacheDep` and by
+the listings' fast path, `app.web.pages.listing.CachedListings`), the paper pages'
+(`app.state.paper_pages`) and the search pages' (`app.state.search_pages`, with its fast
+path `app.web.pages.search.CachedSearches`).
 
 Each web process keeps its own; what another process (or a fetch) writes reaches it through
 the data versions, which are trusted for `version_ttl` seconds and then asked for again."""
@@ -12,17 +14,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
 
 from app.listing import CategoryExpr, latest_day, listing_version
+from app.web.http import etag_matches
 
 PAGES_KEPT = 64
 PAPER_PAGES_KEPT = 1024  # paper pages are small (a few kB each)
+SEARCH_PAGES_KEPT = 128  # ~70 kB each: a day's popular queries, not every query
 VERSION_TTL = 2.0  # seconds a computed version is trusted (pages say max-age=60 anyway)
 VERSIONS_KEPT = 1024
+HTML = b"text/html; charset=utf-8"
+
+#: What a fast path answers: status, raw headers, body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class PageCache:
@@ -46,6 +54,9 @@ class PageCache:
         self._versions: dict[tuple[str, date], tuple[float, str]] = {}
         # canonical expression → (when computed, its latest day)
         self._latest: dict[str, tuple[float, date | None]] = {}
+        # request key → (when validated, the ETag of its answer): pages whose version costs
+        # more than a query to know (a search's results must be found first).
+        self._answers: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
@@ -78,6 +89,22 @@ class PageCache:
             return False, None
         return True, hit[1]
 
+    def fresh_answer(self, key: str) -> str | None:
+        """The ETag of the answer to `key` while it was validated less than `version_ttl`
+        seconds ago, else None."""
+        hit = self._answers.get(key)
+        if hit is None or self.clock() - hit[0] >= self.version_ttl:
+            return None
+        return hit[1]
+
+    def remember_answer(self, key: str, etag: str) -> None:
+        """`etag` names the answer to `key` as of now (see `fresh_answer`)."""
+        now = self.clock()
+        with self._lock:
+            if len(self._answers) > VERSIONS_KEPT:
+                self._answers.clear()
+            self._answers[key] = (now, etag)
+
     def version(self, conn: Connection, expr: CategoryExpr, day: date) -> str:
         """The listing's data version (`app.listing.listing_version`), remembered for
         `version_ttl` seconds."""
@@ -108,11 +135,46 @@ class PageCache:
         return day
 
     def forget_versions(self) -> None:
-        """Drop the remembered versions and latest days (what `version_ttl` does on its
-        own)."""
+        """Drop the remembered versions, latest days and answers (what `version_ttl` does on
+        its own)."""
         with self._lock:
             self._versions.clear()
             self._latest.clear()
+            self._answers.clear()
+
+
+def cached_answer(
+    cache: PageCache, etag: bytes, request_headers: list[tuple[bytes, bytes]], cache_control: bytes
+) -> Answer | None:
+    """A fast path's answer for a page whose current ETag is known: 304 for a matching
+    `If-None-Match`, else the page kept under that ETag; None when it is not kept (the
+    route renders it)."""
+    for name, value in request_headers:
+        if name == b"if-none-match":
+            if etag_matches(value.decode("latin-1"), etag.decode()):
+                return 304, [(b"etag", etag), (b"cache-control", cache_control)], b""
+            break  # the route reads the first one too
+    body = cache.get(etag.decode())
+    if body is None:
+        return None
+    headers = [
+        (b"etag", etag),
+        (b"cache-control", cache_control),
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", HTML),
+    ]
+    return 200, headers, body
+
+
+def route_named(routes: list[Any], path: str) -> Any:
+    """The route with this template, through included routers; None when there is none (a
+    fast path names it in the scope, so metrics and the log count its answers there)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        found = route_named(inner.routes, path) if inner else None
+        if found is not None or getattr(route, "path", None) == path:
+            return found or route
+    return None
 
 
 async def get_page_cache(request: Request) -> PageCache:
@@ -130,3 +192,12 @@ async def get_paper_pages(request: Request) -> PageCache | None:
 
 
 PaperPagesDep = Annotated[PageCache | None, Depends(get_paper_pages)]
+
+
+async def get_search_pages(request: Request) -> PageCache | None:
+    """The app's cache of rendered search pages (`app.state.search_pages`), if it keeps one."""
+    cache = getattr(request.app.state, "search_pages", None)
+    return cache if isinstance(cache, PageCache) else None
+
+
+SearchPagesDep = Annotated[PageCache | None, Depends(get_search_pages)]

@@ -43,9 +43,9 @@ from app.listing import (
     parse_keywords,
     previous_day,
 )
-from app.web.http import LISTING_CACHE, cache_headers, etag_for, etag_matches, not_modified
+from app.web.http import LISTING_CACHE, cache_headers, etag_for, not_modified
 from app.web.markup import category_name
-from app.web.pages.cache import PageCache
+from app.web.pages.cache import Answer, PageCache, cached_answer, route_named
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day
 from app.web.templating import TEMPLATES
@@ -232,18 +232,7 @@ def listing_page(
 LISTING_PREFIX = "/arxiv/"
 LISTING_ROUTE = "/arxiv/{rest:path}"  # the dispatcher's template (metrics, the access log)
 ASKED_KEPT = 1024  # listing URLs whose reading the fast path remembers
-_HTML = b"text/html; charset=utf-8"
 _LISTING_CACHE = LISTING_CACHE.encode()
-
-
-def _route_named(routes: list[Any], path: str) -> Any:
-    """The route with this template, through included routers; None when there is none."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        found = _route_named(inner.routes, path) if inner else None
-        if found is not None or getattr(route, "path", None) == path:
-            return found or route
-    return None
 
 
 @dataclass(slots=True)
@@ -293,7 +282,7 @@ class CachedListings:
             return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    def _answer(self, scope: Scope) -> Answer | None:
         app = scope.get("app")
         cache = getattr(getattr(app, "state", None), "page_cache", None)
         if not isinstance(cache, PageCache) or scope.get("root_path"):
@@ -326,24 +315,11 @@ class CachedListings:
             ).encode()
             asked.last = (day, version, etag)
         if self._route is None:
-            self._route = _route_named(getattr(app, "routes", []), LISTING_ROUTE)
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if etag_matches(value.decode("latin-1"), etag.decode()):
-                    scope["route"] = self._route
-                    return 304, [(b"etag", etag), (b"cache-control", _LISTING_CACHE)], b""
-                break  # the route reads the first one too
-        body = cache.get(etag.decode())
-        if body is None:
-            return None
-        scope["route"] = self._route
-        headers = [
-            (b"etag", etag),
-            (b"cache-control", _LISTING_CACHE),
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", _HTML),
-        ]
-        return 200, headers, body
+            self._route = route_named(getattr(app, "routes", []), LISTING_ROUTE)
+        answer = cached_answer(cache, etag, scope["headers"], _LISTING_CACHE)
+        if answer is not None:
+            scope["route"] = self._route
+        return answer
 
 
 def _read_listing_url(path: str, query: bytes) -> _Asked | None:

@@ -1,4 +1,11 @@
-"""`/search`: the search form and one page of results as paper cards, terms marked."""
+"""`/search`: the search form and one page of results as paper cards, terms marked.
+
+A page is named by an ETag over its query, the results found and the shown papers' data
+version (`app.listing.paper_page_version`), and kept rendered in the app's search-page
+cache: a repeated query costs the search and one query, not the cards. For `version_ttl`
+seconds after that check, `CachedSearches` answers the same URL before routing, as the day
+listings' fast path does, so a burst of one popular query renders it once.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,23 @@ from typing import cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Connection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app import __version__
 from app.hybrid import MODES, search
-from app.listing import InvalidExpression, PaperCard, paper_cards, parse_expression
-from app.search import Sort
+from app.listing import (
+    InvalidExpression,
+    PaperCard,
+    paper_cards,
+    paper_page_version,
+    parse_expression,
+)
+from app.search import SearchPage, Sort
 from app.web.deps import ConnDep
 from app.web.feeds import search_feed_path
+from app.web.http import SEARCH_CACHE, cache_headers, etag_for, not_modified
+from app.web.pages.cache import Answer, PageCache, SearchPagesDep, cached_answer, route_named
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day, parse_page
 from app.web.templating import TEMPLATES
@@ -19,12 +37,15 @@ from app.web.templating import TEMPLATES
 router = APIRouter()
 
 SEARCH_PAGE_SIZE = 25
+SEARCH_PATH = "/search"
+_SEARCH_CACHE = SEARCH_CACHE.encode()
 
 
-@router.get("/search", response_class=HTMLResponse, include_in_schema=False)
+@router.get(SEARCH_PATH, response_class=HTMLResponse, include_in_schema=False)
 def search_page(
     request: Request,
     conn: ConnDep,
+    cache: SearchPagesDep,
     q: str = "",
     category: str = "",
     sort: str = "relevance",
@@ -67,7 +88,6 @@ def search_page(
         # Exclusions ride on the query's own syntax.
         text += "".join(f" -cat:{c}" for c in sorted(expr.exclude))
     result = None
-    cards: list[PaperCard] = []
     if q.strip() or categories or date_from or date_to:
         result = search(
             conn,
@@ -80,10 +100,21 @@ def search_page(
             limit=SEARCH_PAGE_SIZE,
             offset=(number - 1) * SEARCH_PAGE_SIZE,
         )
+    key = request.scope["query_string"].decode("latin-1")
+    etag = _page_etag(conn, key, result) if cache is not None else None
+    if cache is not None and etag is not None:
+        if not_modified(request, etag):
+            cache.remember_answer(key, etag)
+            return Response(status_code=304, headers=cache_headers(etag, SEARCH_CACHE))
+        if (kept := cache.get(etag)) is not None:
+            cache.remember_answer(key, etag)
+            return HTMLResponse(kept, headers=cache_headers(etag, SEARCH_CACHE))
+    cards: list[PaperCard] = []
+    if result is not None:
         found = paper_cards(conn, [h.arxiv_id for h in result.hits])
         cards = [found[h.arxiv_id] for h in result.hits if h.arxiv_id in found]
     terms = result.query.highlight_terms() if result and result.query else ()
-    return TEMPLATES.TemplateResponse(
+    rendered = TEMPLATES.TemplateResponse(
         request,
         "search.html",
         {
@@ -106,3 +137,71 @@ def search_page(
             else None,
         },
     )
+    if cache is not None and etag is not None:
+        cache.put(etag, bytes(rendered.body))
+        cache.remember_answer(key, etag)
+        rendered.headers.update(cache_headers(etag, SEARCH_CACHE))
+    return rendered
+
+
+def _page_etag(conn: Connection, key: str, result: SearchPage | None) -> str | None:
+    """The ETag of the page for this query string and what the search found: it changes
+    whenever the page could (other results, a shown paper's data, a new release); None
+    when a shown paper is not stored (its card would be missing: not kept)."""
+    if result is None:
+        return etag_for(f"search|{__version__}|{key}|form".encode())
+    ids = [h.arxiv_id for h in result.hits]
+    version = paper_page_version(conn, ids) if ids else ""
+    if version is None:
+        return None
+    found = (
+        ids,
+        result.total,
+        result.total_capped,
+        result.mode,
+        result.notices,
+        result.warnings,
+        version,
+    )
+    return etag_for(f"search|{__version__}|{key}|{found!r}".encode())
+
+
+class CachedSearches:
+    """Answers `GET /search?…` from the app's search-page cache while the route validated
+    that URL's page less than `version_ttl` seconds ago: a matching `If-None-Match` gets
+    its 304 and anything else the kept page, exactly as the route would answer; every other
+    request goes on to the route. Innermost of the app's layers with `CachedListings`, so
+    the rate limit, Host check, headers, log, metrics and compression apply as to any
+    route's answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._route: object = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] == SEARCH_PATH
+            and (answer := self._answer(scope)) is not None
+        ):
+            status, headers, body = answer
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> Answer | None:
+        app = scope.get("app")
+        cache = getattr(getattr(app, "state", None), "search_pages", None)
+        if not isinstance(cache, PageCache) or scope.get("root_path"):
+            return None
+        etag = cache.fresh_answer(scope["query_string"].decode("latin-1"))
+        if etag is None:
+            return None
+        if self._route is None:
+            self._route = route_named(getattr(app, "routes", []), SEARCH_PATH)
+        answer = cached_answer(cache, etag.encode(), scope["headers"], _SEARCH_CACHE)
+        if answer is not None:
+            scope["route"] = self._route
+        return answer

@@ -113,8 +113,8 @@ def client(db_url: str, clock: Clock) -> Iterator[TestClient]:
         yield c
 
 
-def requests_counted(status: int) -> float:
-    labels = {"route": ROUTE, "method": "GET", "status": str(status)}
+def requests_counted(status: int, route: str = ROUTE) -> float:
+    labels = {"route": route, "method": "GET", "status": str(status)}
     return REGISTRY.get_sample_value("papershelf_http_requests_total", labels) or 0.0
 
 

@@ -29,14 +29,11 @@ SCRIPT_TAG = '<script src="/static/papershelf.js"></script>'
 
 
 def site_app() -> FastAPI:
-    """The real app, plus the feeds router until the integrator includes it in app.main."""
-    from app.main import app
-    from app.web import feeds
+    """A new real app, built with this test's settings: its own rate-limit buckets and
+    page caches, so what one test asked for never counts against another."""
+    from app.main import create_app
 
-    paths = {getattr(r, "path", None) for r in app.routes}
-    if "/search/feed" not in paths:
-        app.include_router(feeds.router)
-    return app
+    return create_app()
 
 
 def seed_records() -> list[PaperRecord]:
