@@ -495,6 +495,34 @@ def click_counts(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
     return out
 
 
+class InvalidFilter(ValueError):
+    """A listing's `has_code` or `replacements` value that means nothing; says which."""
+
+
+#: `has_code=1` keeps only the papers that link their code (app.ingest.links).
+_CODE_ONLY = {"": False, "0": False, "false": False, "1": True, "true": True}
+#: `replacements=hide` leaves the replacements section out.
+_HIDE_REPLACEMENTS = {"": False, "show": False, "hide": True}
+WITHOUT_REPLACEMENTS = frozenset({"new", "cross"})
+
+
+def parse_code_only(raw: str) -> bool:
+    """ "1"/"true" → only papers with a code link; ""/"0"/"false" → every paper. Raises
+    InvalidFilter."""
+    value = _CODE_ONLY.get(raw.strip().lower())
+    if value is None:
+        raise InvalidFilter(f"has_code must be 1 or 0, not {raw[:40]!r}")
+    return value
+
+
+def parse_hide_replacements(raw: str) -> bool:
+    """ "hide" → leave replacements out; ""/"show" → keep them. Raises InvalidFilter."""
+    value = _HIDE_REPLACEMENTS.get(raw)
+    if value is None:
+        raise InvalidFilter(f"replacements must be show or hide, not {raw[:40]!r}")
+    return value
+
+
 def parse_keywords(raw: str | Iterable[str]) -> list[str]:
     """ "a, b,,c" or ["a", "b"] → distinct, lower-cased, non-empty keywords (at most 20)."""
     items = raw.split(",") if isinstance(raw, str) else raw

@@ -29,11 +29,15 @@ from app.hybrid import MODES, search
 from app.ingest.ids import InvalidArxivId, split_id_list
 from app.listing import (
     SORTS,
+    WITHOUT_REPLACEMENTS,
     InvalidExpression,
+    InvalidFilter,
     day_listing,
     latest_day,
     paper_cards,
+    parse_code_only,
     parse_expression,
+    parse_hide_replacements,
     parse_keywords,
 )
 from app.search import Sort
@@ -44,7 +48,6 @@ MAX_GET_IDS = 500  # the same bound as "for you"'s stars in a URL
 MAX_POST_IDS = 5000
 MAX_VENUE_PAPERS = 10_000
 MAX_TEXT = 10_000  # characters of any one parameter
-REPLACED = ("replace", "replace-cross")  # the kinds `replacements=hide` leaves out
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -180,24 +183,23 @@ def _day(conn: Connection, params: Mapping[str, str]) -> ExportList:
     canonical = expr.canonical()
     if day is None:
         raise ExportError(404, f"no papers for {canonical} are stored yet")
-    raw_code = params.get("has_code", "").strip().lower()
-    if raw_code not in ("", "0", "1", "false", "true"):
-        raise ExportError(400, f"has_code must be 1 or 0, not {raw_code[:40]!r}")
+    try:
+        code_only = parse_code_only(params.get("has_code", ""))
+        hide = parse_hide_replacements(params.get("replacements", ""))
+    except InvalidFilter as exc:
+        raise ExportError(400, str(exc)) from None
     listing = day_listing(
         conn,
         expr,
         day,
         sort=sort,
         keywords=parse_keywords(params.get("kw", "")),
-        has_code=True if raw_code in ("1", "true") else None,
+        has_code=True if code_only else None,
     )
     if not listing.total:
-        with_code = " with a code link" if raw_code in ("1", "true") else ""
+        with_code = " with a code link" if code_only else ""
         raise ExportError(404, f"no papers for {canonical}{with_code} were announced on {day}")
-    hide = params.get("replacements", "show")
-    if hide not in ("show", "hide"):
-        raise ExportError(400, f"replacements must be show or hide, not {hide[:40]!r}")
-    cards = [c for c in listing.papers if hide == "show" or c.kind not in REPLACED]
+    cards = [c for c in listing.papers if not hide or c.kind in WITHOUT_REPLACEMENTS]
     works = [from_card(card) for card in cards]
     return ExportList(works, f"{canonical}, {day}", f"{canonical}-{day}", [])
 

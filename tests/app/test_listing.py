@@ -13,6 +13,7 @@ from app.db.models import PaperClicks
 from app.ingest.records import AnnounceKind, Announcement, PaperRecord
 from app.listing import (
     InvalidExpression,
+    InvalidFilter,
     day_listing,
     days_with_counts,
     keyword_hits,
@@ -21,7 +22,9 @@ from app.listing import (
     next_day,
     paper_cards,
     paper_page_version,
+    parse_code_only,
     parse_expression,
+    parse_hide_replacements,
     parse_keywords,
     previous_day,
 )
@@ -262,3 +265,25 @@ def test_listing_version_follows_what_the_page_shows(db: Engine) -> None:
             version = listing_version(conn, expr, D2)
         assert version not in seen
         seen.add(version)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code_only"),
+    [("", False), ("0", False), ("false", False), (" TRUE ", True), ("1", True)],
+)
+def test_has_code_values_every_edge_shares(raw: str, code_only: bool) -> None:
+    assert parse_code_only(raw) is code_only
+
+
+@pytest.mark.parametrize(("raw", "hide"), [("", False), ("show", False), ("hide", True)])
+def test_replacements_values_every_edge_shares(raw: str, hide: bool) -> None:
+    assert parse_hide_replacements(raw) is hide
+
+
+@pytest.mark.parametrize("raw", ["yes", "2", "<b>" * 30])
+def test_a_meaningless_filter_value_says_which_and_what_is_allowed(raw: str) -> None:
+    with pytest.raises(InvalidFilter, match="has_code must be 1 or 0"):
+        parse_code_only(raw)
+    with pytest.raises(InvalidFilter, match="replacements must be show or hide") as caught:
+        parse_hide_replacements(raw)
+    assert len(str(caught.value)) < 120  # the value is cut short, not echoed whole

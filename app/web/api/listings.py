@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy import func, select
 
+from app import __version__
 from app.db.models import Announcement, PaperCategory
 from app.foryou import MAX_STARRED, InvalidStarred, for_you, parse_starred
 from app.listing import (
@@ -16,7 +17,6 @@ from app.listing import (
     InvalidKinds,
     ListingSort,
     day_listing,
-    latest_day,
     next_day,
     parse_expression,
     parse_keywords,
@@ -40,7 +40,15 @@ from app.web.api.schemas import (
 )
 from app.web.deps import ConnDep
 from app.web.errors import API_ERRORS, ApiRoute, documented
-from app.web.http import LISTING_CACHE, NOT_MODIFIED, cached_json
+from app.web.http import (
+    LISTING_CACHE,
+    NOT_MODIFIED,
+    cache_headers,
+    cached_json,
+    etag_for,
+    not_modified,
+)
+from app.web.pages.cache import PageCacheDep
 
 PERSONAL_CACHE = "private, no-store"  # one reader's answer: no shared cache may keep it
 # Room for MAX_STARRED new-style ids and their commas; small enough that the longest query
@@ -128,6 +136,7 @@ def api_days(
 def api_listing(
     request: Request,
     conn: ConnDep,
+    cache: PageCacheDep,
     expression: Annotated[str, Path(max_length=500, description="e.g. cs.AI+cs.LG-cs.CY")],
     day: Annotated[
         params.Day | None, Query(alias="date", description="default: latest day")
@@ -176,9 +185,30 @@ def api_listing(
         kinds = parse_kinds(kind) if kind else None
     except (InvalidExpression, InvalidStarred, InvalidKinds) as exc:
         raise HTTPException(400, str(exc)) from None
-    shown = day or latest_day(conn, expr)
+    shown = day or cache.latest_day(conn, expr)
     keywords = parse_keywords(kw)
     order: ListingSort = "order" if sort == "foryou" else sort
+    etag = None
+    if shown is not None and sort in ("order", "keywords"):
+        # Kept by the listing's data version, as the day's page is (clicks, which order
+        # `popularity`, are not in it; a "for you" answer is one reader's).
+        etag = etag_for(
+            "|".join(
+                (
+                    f"api-listing|{__version__}|{expr.canonical()}|{shown}|{sort}",
+                    ",".join(keywords),
+                    ",".join(sorted(kinds or ())),
+                    str(has_code),
+                    cache.version(conn, expr, shown),
+                )
+            ).encode()
+        )
+        if not_modified(request, etag):
+            return Response(status_code=304, headers=cache_headers(etag, LISTING_CACHE))
+        if (kept := cache.get(etag)) is not None:
+            return Response(
+                kept, media_type="application/json", headers=cache_headers(etag, LISTING_CACHE)
+            )
     listing = (
         day_listing(
             conn, expr, shown, sort=order, keywords=keywords, kinds=kinds, has_code=has_code
@@ -209,6 +239,12 @@ def api_listing(
             for sec in sections
         ],
     )
+    if etag is not None:
+        data = out.model_dump_json().encode()
+        cache.put(etag, data)
+        return Response(
+            data, media_type="application/json", headers=cache_headers(etag, LISTING_CACHE)
+        )
     if sort != "foryou":
         return cached_json(request, out, LISTING_CACHE)
     for_you_out = ForYouOut(

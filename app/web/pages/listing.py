@@ -33,13 +33,17 @@ from app.foryou import ForYou, InvalidStarred, for_you, parse_starred
 from app.ingest.ids import InvalidArxivId, split_id_list
 from app.listing import (
     SORTS,
+    WITHOUT_REPLACEMENTS,
     CategoryExpr,
     InvalidExpression,
+    InvalidFilter,
     ListingSort,
     day_listing,
     days_with_counts,
     next_day,
+    parse_code_only,
     parse_expression,
+    parse_hide_replacements,
     parse_keywords,
     previous_day,
 )
@@ -70,10 +74,6 @@ PERSONAL_CACHE = "private, no-store"  # one reader's page: no shared cache may k
 CACHED_SORTS = frozenset({"order", "keywords", FOR_YOU})
 # `?replacements=hide` leaves the replacements out (the browser remembers the choice too:
 # static/papershelf.js); "show", or nothing, keeps them.
-REPLACEMENTS = ("", "show", "hide")
-WITHOUT_REPLACEMENTS = frozenset({"new", "cross"})
-# `?has_code=1` keeps only the papers that link their code (app.ingest.links).
-HAS_CODE = {"": False, "0": False, "false": False, "1": True, "true": True}
 
 
 def listing_etag(
@@ -104,19 +104,14 @@ def listing_page(
     replacements: str = "",
     has_code: str = "",
 ) -> Response:
-    if has_code.strip().lower() not in HAS_CODE:
-        return error_page(
-            request, 400, "Bad has_code", f"has_code must be 1 or 0, not {has_code[:40]!r}"
-        )
-    code_only = HAS_CODE[has_code.strip().lower()]
-    if replacements not in REPLACEMENTS:
-        return error_page(
-            request,
-            400,
-            "Bad replacements",
-            f"replacements must be show or hide, not {replacements[:40]!r}",
-        )
-    hide_replacements = replacements == "hide"
+    try:
+        code_only = parse_code_only(has_code)
+    except InvalidFilter as exc:
+        return error_page(request, 400, "Bad has_code", str(exc))
+    try:
+        hide_replacements = parse_hide_replacements(replacements)
+    except InvalidFilter as exc:
+        return error_page(request, 400, "Bad replacements", str(exc))
     if sort not in PAGE_SORTS:
         return error_page(
             request,
@@ -346,12 +341,9 @@ def _read_listing_url(path: str, query: bytes) -> _Asked | None:
     except ValueError:
         return None  # the route's 400 page
     keywords = parse_keywords(params.get("kw", ""))
-    replacements = params.get("replacements", "")
-    if replacements not in REPLACEMENTS:
+    try:
+        hide = parse_hide_replacements(params.get("replacements", ""))
+        code_only = parse_code_only(params.get("has_code", ""))
+    except InvalidFilter:
         return None  # the route's 400 page
-    has_code = params.get("has_code", "").strip().lower()
-    if has_code not in HAS_CODE:
-        return None  # the route's 400 page
-    return _Asked(
-        expr, expr.canonical(), sort, day, keywords, replacements == "hide", HAS_CODE[has_code]
-    )
+    return _Asked(expr, expr.canonical(), sort, day, keywords, hide, code_only)

@@ -319,3 +319,67 @@ def test_page_cache_remembers_versions_and_latest_days_for_the_ttl(
         assert cache.fresh_latest_day(canonical) == (False, None)
     finally:
         engine.dispose()
+
+
+# --- the JSON API's day listing -------------------------------------------------------------
+
+API_URL = "/api/v1/listings/cs.CL+cs.LG"
+
+
+def count_statements(app: FastAPI) -> list[int]:
+    """A one-item list counting the SQL statements the app's engine runs from now on."""
+    ran = [0]
+    engine: Engine = app.state.engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _ran(*_args: object) -> None:
+        ran[0] += 1
+
+    return ran
+
+
+def test_api_listing_is_kept_by_the_listing_version(
+    client: TestClient, clock: Clock, db_url: str
+) -> None:
+    first = client.get(API_URL)
+    assert first.status_code == 200
+    etag = first.headers["etag"].removeprefix("W/")
+    assert first.headers["cache-control"] == "public, max-age=60"
+    ran = count_statements(client.app)  # type: ignore[arg-type]
+    again = client.get(API_URL)
+    dated = client.get(API_URL, params={"date": str(D2)})
+    revalidated = client.get(API_URL, headers={"If-None-Match": etag})
+    assert ran == [0]  # the day, its version and the body were all kept
+    assert again.json() == first.json() and again.headers["etag"] == first.headers["etag"]
+    assert dated.headers["etag"] == first.headers["etag"]
+    assert revalidated.status_code == 304 and revalidated.content == b""
+    # Filters make other answers, each kept under its own validator.
+    kinds = client.get(API_URL, params={"kind": "new"})
+    coded = client.get(API_URL, params={"has_code": "true"})
+    tags = {first.headers["etag"], kinds.headers["etag"], coded.headers["etag"]}
+    assert len(tags) == 3
+    assert {p["kind"] for s in kinds.json()["sections"] for p in s["papers"]} == {"new"}
+    # A paper revised elsewhere shows once the version has aged past the TTL.
+    revised = next(r for r in seed_records() if r.arxiv_id == "2603.00001")
+    revised.version = 7
+    revised.title = "Sparse attention, revised elsewhere"
+    write(db_url, [revised])
+    assert client.get(API_URL).headers["etag"] == first.headers["etag"]
+    clock.advance(VERSION_TTL)
+    later = client.get(API_URL)
+    titles = [p["title"] for s in later.json()["sections"] for p in s["papers"]]
+    assert "Sparse attention, revised elsewhere" in titles
+    stale = client.get(API_URL, headers={"If-None-Match": etag})
+    assert stale.status_code == 200
+
+
+def test_api_listing_by_popularity_and_bad_input_are_not_kept(client: TestClient) -> None:
+    assert client.get(API_URL).status_code == 200
+    popular = client.get(API_URL, params={"sort": "popularity"})
+    assert popular.status_code == 200
+    ran = count_statements(client.app)  # type: ignore[arg-type]
+    assert client.get(API_URL, params={"sort": "popularity"}).status_code == 200
+    assert ran[0] > 0  # clicks order it: built every time
+    assert client.get(API_URL, params={"kind": "loud"}).status_code == 400
+    missing = client.get(API_URL, params={"date": "2020-01-01"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
