@@ -8,6 +8,11 @@ Each (alert, category, day) with matches gets one `alert_deliveries` row, so a d
 once however often the fetch or the matching job runs; a paper already sent for the same
 day from another list is not sent again. The worker POSTs `payload(...)` signed with the
 alert's secret (app.webhooks) and records the outcome here.
+
+A delivery whose POST failed (every attempt of a round, or a refusal) is not lost: it is due
+again after `RETRY_DELAYS` (10 minutes, then 30, 2 h, 6 h and 18 h: a receiver may be down
+for a day), when the fetch pool's cron claims it (`claim_due_retries`); after the last
+round it stays failed until an admin asks for it again (`redeliver`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +46,14 @@ MAX_ERROR_CHARS = 2000
 CROSS_KINDS = frozenset({"cross", "replace-cross"})
 REPLACE_KINDS = frozenset({"replace", "replace-cross"})
 PAYLOAD_EVENT = "alert.matches"
+#: How long after each failed round a delivery is tried again; then it stays failed.
+RETRY_DELAYS = (
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+    timedelta(hours=18),
+)
 
 
 class InvalidAlert(ValueError):
@@ -97,6 +110,7 @@ class Delivery:
     arxiv_ids: tuple[str, ...]
     status: str
     attempts: int
+    rounds: int = 0  # failed rounds before this one
 
 
 # --- validation and the stored alerts ------------------------------------------------------
@@ -300,6 +314,8 @@ def record_matches(conn: Connection, category: str, day: date) -> list[int]:
                 deliveries.c.category == category,
                 deliveries.c.day == day,
                 deliveries.c.status == "pending",
+                # A retried one (a later round) was queued when it was reopened.
+                deliveries.c.rounds == 0,
             )
             .order_by(deliveries.c.pk)
         )
@@ -328,7 +344,15 @@ def get_delivery(conn: Connection, delivery_id: int) -> Delivery | None:
         arxiv_ids=tuple(row.arxiv_ids or ()),
         status=row.status,
         attempts=row.attempts,
+        rounds=row.rounds,
     )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """A stored time in ISO 8601 with its offset (UTC; SQLite hands it back naive)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def list_deliveries(conn: Connection, alert_id: int, limit: int = 50) -> list[dict[str, Any]]:
@@ -346,8 +370,10 @@ def list_deliveries(conn: Connection, alert_id: int, limit: int = 50) -> list[di
             "papers": len(r.arxiv_ids or ()),
             "status": r.status,
             "attempts": r.attempts,
+            "rounds": r.rounds,
             "last_error": r.last_error,
-            "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+            "delivered_at": _iso(r.delivered_at),
+            "retry_at": _iso(r.retry_at),
         }
         for r in rows
     ]
@@ -422,9 +448,21 @@ def sample_delivery(conn: Connection, alert_id: int, arxiv_ids: Sequence[str] = 
 
 
 def mark_attempt(
-    conn: Connection, delivery_id: int, *, ok: bool, attempts: int, error: str | None = None
+    conn: Connection,
+    delivery_id: int,
+    *,
+    ok: bool,
+    attempts: int,
+    error: str | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Record how a delivery ended: delivered, or failed with the last error."""
+    """Record how a delivery's round ended: delivered, or failed with the last error and,
+    unless that was the last round, when it is due again."""
+    now = now or datetime.now(UTC)
+    rounds = conn.scalar(sa.select(deliveries.c.rounds).where(deliveries.c.pk == delivery_id))
+    if rounds is None:
+        return  # removed with its alert meanwhile
+    retry_at = None if ok or rounds >= len(RETRY_DELAYS) else now + RETRY_DELAYS[rounds]
     conn.execute(
         deliveries.update()
         .where(deliveries.c.pk == delivery_id)
@@ -432,6 +470,54 @@ def mark_attempt(
             status="delivered" if ok else "failed",
             attempts=deliveries.c.attempts + attempts,
             last_error=None if ok else (error or "")[:MAX_ERROR_CHARS],
-            delivered_at=datetime.now(UTC) if ok else None,
+            delivered_at=now if ok else None,
+            rounds=rounds if ok else rounds + 1,
+            retry_at=retry_at,
         )
     )
+
+
+def _reopen(conn: Connection, where: Any) -> list[tuple[int, int]]:
+    """Failed deliveries matching `where` back to pending: (id, round) of each, claimed
+    once even when several workers ask at the same time (one UPDATE … RETURNING)."""
+    rows = conn.execute(
+        deliveries.update()
+        .where(deliveries.c.status == "failed", where)
+        .values(status="pending", retry_at=None)
+        .returning(deliveries.c.pk, deliveries.c.rounds)
+    )
+    return sorted((row.pk, row.rounds) for row in rows)
+
+
+def claim_due_retries(conn: Connection, now: datetime | None = None) -> list[tuple[int, int]]:
+    """The failed deliveries due again by `now`, made pending: (id, round) to queue."""
+    now = now or datetime.now(UTC)
+    return _reopen(conn, deliveries.c.retry_at <= now)
+
+
+def redeliver(
+    conn: Connection, alert_id: int, delivery_id: int | None = None
+) -> list[tuple[int, int]]:
+    """An admin's "send it again": the alert's failed deliveries (or one of them) made
+    pending now, whether or not a retry was scheduled. Raises LookupError for an unknown
+    alert or a delivery of another alert."""
+    if get_alert(conn, alert_id) is None:
+        raise LookupError(f"no alert with id {alert_id}")
+    where = deliveries.c.alert_id == alert_id
+    if delivery_id is not None:
+        owner = conn.scalar(sa.select(deliveries.c.alert_id).where(deliveries.c.pk == delivery_id))
+        if owner != alert_id:
+            raise LookupError(f"alert {alert_id} has no delivery with id {delivery_id}")
+        where = sa.and_(where, deliveries.c.pk == delivery_id)
+    return _reopen(conn, where)
+
+
+def reschedule(conn: Connection, delivery_ids: Sequence[int], at: datetime) -> None:
+    """Reopened deliveries whose job could not be queued: failed again, due at `at`, so
+    the next claim picks them up (no round is spent)."""
+    if delivery_ids:
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.pk.in_(list(delivery_ids)), deliveries.c.status == "pending")
+            .values(status="failed", retry_at=at)
+        )

@@ -252,6 +252,38 @@ async def match_alerts(ctx: dict[str, Any], category: str, day: str) -> dict[str
     return {"category": category, "day": day, "deliveries": pending}
 
 
+def _claim_retries(engine: Engine) -> list[tuple[int, int]]:
+    with engine.begin() as conn:
+        return alerts.claim_due_retries(conn)
+
+
+def _reschedule(engine: Engine, delivery_ids: list[int]) -> None:
+    with engine.begin() as conn:
+        alerts.reschedule(conn, delivery_ids, datetime.now(UTC))
+
+
+async def queue_deliveries(ctx: dict[str, Any], reopened: list[tuple[int, int]]) -> list[int]:
+    """Queue one round of each reopened delivery; those Redis would not take go back to
+    failed, due now, for the next retry tick. Returns the ids queued."""
+
+    async def send(request: JobRequest) -> object:
+        return await submit(ctx["redis"], ctx["settings"], request)
+
+    queued, left = await alert_jobs.queue_rounds(send, reopened)
+    if left:
+        log.warning("could not queue alert deliveries %s: Redis refused", left)
+        await _db(_reschedule, ctx["engine"], left)
+    return queued
+
+
+async def retry_alert_deliveries(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Every 5 minutes: queue the failed alert deliveries that are due again."""
+    engine: Engine = ctx["engine"]
+    if not await _db(_any_alerts, engine):
+        return {"queued": []}
+    return {"queued": await queue_deliveries(ctx, await _db(_claim_retries, engine))}
+
+
 def _load_delivery(
     engine: Engine, delivery_id: int, sent_at: datetime, site_url: str | None
 ) -> tuple[alerts.Delivery, bytes] | None:
@@ -565,7 +597,8 @@ FUNCTIONS: list[Any] = [
     backfill,
     func(fetch_ondemand, name=ondemand.FUNCTION, keep_result=0, max_tries=ONDEMAND_MAX_TRIES),
     func(match_alerts, name=alert_jobs.MATCH_FUNCTION),
-    # The in-job retries are the whole policy: a failed delivery is recorded, not re-queued.
+    # One round per job (its in-job retries); a failed round is recorded with when it is due
+    # again, and `retry_alert_deliveries` queues the next one.
     func(deliver_alert, name=alert_jobs.DELIVER_FUNCTION, max_tries=1),
 ]
 # Every 5 minutes; arq gives each cron run a unique job id, so several workers scheduling the
@@ -573,6 +606,7 @@ FUNCTIONS: list[Any] = [
 CRON_JOBS = [
     cron(poll_announcements, minute=set(range(0, 60, 5)), run_at_startup=True),
     cron(harvest_recent, hour={4}, minute={30}),  # 23:30/00:30 US-Eastern
+    cron(retry_alert_deliveries, minute=set(range(2, 60, 5))),
 ]
 
 

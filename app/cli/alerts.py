@@ -1,4 +1,5 @@
-"""`papershelf alerts …`: saved-search alerts with webhooks (add, list, remove, test)."""
+"""`papershelf alerts …`: saved-search alerts with webhooks (add, list, remove, test,
+redeliver)."""
 
 from __future__ import annotations
 
@@ -138,3 +139,44 @@ def test(alert_id: Annotated[int, typer.Argument(help="The alert's id.", min=1)]
     except (ValueError, webhooks.DeliveryFailed) as exc:
         raise fail(f"alert {alert_id}: {exc}") from None
     out.print(f"alert {alert_id}: the webhook answered HTTP {sent.status}")
+
+
+@alerts_cli.command("redeliver")
+def redeliver(
+    alert_id: Annotated[int, typer.Argument(help="The alert's id.", min=1)],
+    delivery: Annotated[
+        int | None,
+        typer.Option(
+            help="Only this delivery (its id, from `GET /api/v1/admin/alerts/ID`).", min=1
+        ),
+    ] = None,
+) -> None:
+    """Queue the alert's failed deliveries again now (the fetch pool sends them)."""
+    from app import alerts
+    from app.jobs import alerts as alert_jobs
+    from app.jobs.queueing import JobRequest, enqueue
+
+    settings = get_settings()
+    engine = open_engine()
+    with engine.begin() as conn:
+        try:
+            reopened = alerts.redeliver(conn, alert_id, delivery)
+        except LookupError as exc:
+            raise fail(str(exc)) from None
+    if not reopened:
+        out.print(f"alert {alert_id}: no failed delivery to send again")
+        return
+
+    async def send(request: JobRequest) -> bool:
+        return await enqueue(settings, request)
+
+    queued, left = asyncio.run(alert_jobs.queue_rounds(send, reopened))
+    if left:
+        with engine.begin() as conn:
+            alerts.reschedule(conn, left, datetime.now(UTC))
+        raise fail(
+            f"alert {alert_id}: the job queue is unavailable (no Redis, or unreachable); "
+            f"deliveries {', '.join(map(str, left))} are due again and the fetch pool's retry "
+            "sends them once it runs"
+        )
+    out.print(f"alert {alert_id}: queued deliveries {', '.join(map(str, queued))}")

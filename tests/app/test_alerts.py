@@ -4,7 +4,7 @@ one delivery per (alert, list, day), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -113,6 +113,68 @@ def test_a_day_fires_once_per_alert_and_a_paper_once_per_day(day: Engine) -> Non
     with day.connect() as conn:
         [sent] = alerts.list_deliveries(conn, info.id)
     assert sent["status"] == "delivered" and sent["attempts"] == 2 and sent["papers"] == 3
+
+
+NOW = datetime(2026, 7, 1, 21, tzinfo=UTC)
+
+
+def fail_round(engine: Engine, delivery_id: int, now: datetime) -> dict[str, object]:
+    """A round that failed (three attempts), and the delivery as the admin API lists it."""
+    with engine.begin() as conn:
+        alerts.mark_attempt(conn, delivery_id, ok=False, attempts=3, error="HTTP 503", now=now)
+        listed = [d for a in alerts.list_alerts(conn) for d in alerts.list_deliveries(conn, a.id)]
+    return next(d for d in listed if d["id"] == delivery_id)
+
+
+def test_a_failed_delivery_is_due_again_later_then_given_up(day: Engine) -> None:
+    save(day, query="diffusion", category="cs.LG")
+    with day.begin() as conn:
+        [pk] = alerts.record_matches(conn, "cs.LG", DAY)
+    now = NOW
+    for round_, delay in enumerate(alerts.RETRY_DELAYS):
+        failed = fail_round(day, pk, now)
+        assert failed["status"] == "failed" and failed["rounds"] == round_ + 1
+        assert failed["retry_at"] == (now + delay).isoformat()
+        with day.begin() as conn:
+            # Not before it is due; then claimed once, by one caller, as its next round.
+            assert alerts.claim_due_retries(conn, now + delay - timedelta(seconds=1)) == []
+            assert alerts.claim_due_retries(conn, now + delay) == [(pk, round_ + 1)]
+            assert alerts.claim_due_retries(conn, now + delay) == []
+            # The matching job does not queue a reopened round a second time.
+            assert alerts.record_matches(conn, "cs.LG", DAY) == []
+            delivery = alerts.get_delivery(conn, pk)
+            assert delivery is not None and delivery.status == "pending"
+        now += delay
+    last = fail_round(day, pk, now)
+    assert last["rounds"] == len(alerts.RETRY_DELAYS) + 1 and last["retry_at"] is None
+    assert last["attempts"] == 3 * (len(alerts.RETRY_DELAYS) + 1)
+    with day.begin() as conn:
+        assert alerts.claim_due_retries(conn, now + timedelta(days=30)) == []
+
+
+def test_an_admin_sends_failed_deliveries_again_and_nothing_else(day: Engine) -> None:
+    info = save(day, query="diffusion", category="cs.LG")
+    other = save(day, query="tokenizers", category="cs.LG")
+    with day.begin() as conn:
+        mine, theirs = alerts.record_matches(conn, "cs.LG", DAY)
+        with pytest.raises(LookupError, match="no alert with id 999"):
+            alerts.redeliver(conn, 999)
+        with pytest.raises(LookupError, match=f"has no delivery with id {theirs}"):
+            alerts.redeliver(conn, info.id, theirs)
+        assert alerts.redeliver(conn, info.id) == []  # pending, not failed: left alone
+    fail_round(day, mine, NOW)
+    with day.begin() as conn:
+        assert alerts.redeliver(conn, info.id, mine) == [(mine, 1)]  # before it is due
+        assert alerts.claim_due_retries(conn, NOW + timedelta(days=1)) == []
+        # Queueing failed: back to failed, due now, no round spent.
+        alerts.reschedule(conn, [mine], NOW)
+        assert alerts.claim_due_retries(conn, NOW) == [(mine, 1)]
+        alerts.mark_attempt(conn, mine, ok=True, attempts=1, now=NOW)
+        assert alerts.redeliver(conn, info.id) == []  # delivered: never sent again
+        [sent] = alerts.list_deliveries(conn, info.id)
+        assert sent["status"] == "delivered" and sent["retry_at"] is None
+        assert sent["last_error"] is None and sent["rounds"] == 1
+        assert alerts.redeliver(conn, other.id) == []
 
 
 def test_payload_is_the_signed_json_a_receiver_reads(day: Engine) -> None:

@@ -222,3 +222,75 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_a_receiver_down_for_a_round_gets_the_delivery_from_the_retry(
+    fake_arxiv: FakeArxiv,
+    settings: Settings,
+    engine: Engine,
+    pool: ArqRedis,
+    redis_url: str,
+    receiver: Receiver,
+) -> None:
+    from workers.fetch import retry_alert_deliveries
+
+    receiver.statuses[:] = [503] * settings.arxiv_max_attempts  # every attempt of a round
+    fake_arxiv.add_papers([paper(3)])
+    info, secret = save_alert(engine, receiver.url)
+    await fetch_day(pool, settings, redis_url, "e")
+    with engine.connect() as conn:
+        [failed] = alerts.list_deliveries(conn, info.id)
+    assert failed["status"] == "failed" and failed["rounds"] == 1
+    assert failed["retry_at"] is not None and failed["last_error"].startswith("HTTP 503")
+    ctx = {"redis": pool, "settings": settings, "engine": engine}
+    assert await retry_alert_deliveries(ctx) == {"queued": []}  # not due yet
+    with engine.begin() as conn:  # ten minutes later
+        conn.execute(alerts.deliveries.update().values(retry_at=_now()))
+    assert await retry_alert_deliveries(ctx) == {"queued": [failed["id"]]}
+    assert await retry_alert_deliveries(ctx) == {"queued": []}  # claimed once
+    await run_burst(settings, redis_url)
+    assert len(receiver.posts) == settings.arxiv_max_attempts + 1
+    headers, body = receiver.posts[-1]
+    assert verify(secret, body, headers[SIGNATURE_HEADER])
+    assert [p["arxiv_id"] for p in json.loads(body)["papers"]] == ["2606.00003"]
+    with engine.connect() as conn:
+        [delivered] = alerts.list_deliveries(conn, info.id)
+    assert delivered["status"] == "delivered" and delivered["retry_at"] is None
+    assert delivered["attempts"] == settings.arxiv_max_attempts + 1
+
+
+class _DeadRedis:
+    async def enqueue_job(self, *args: object, **kwargs: object) -> None:
+        raise ConnectionError("Redis went away")
+
+
+async def test_deliveries_redis_would_not_take_stay_due(
+    settings: Settings, engine: Engine, receiver: Receiver
+) -> None:
+    """Reopened, then the queue fails: the deliveries go back to failed and due, never left
+    pending without a job."""
+    from workers.fetch import retry_alert_deliveries
+
+    info, _ = save_alert(engine, receiver.url)
+    with engine.begin() as conn:
+        conn.execute(
+            alerts.deliveries.insert().values(
+                alert_id=info.id,
+                category="cs.CL",
+                day=DAY,
+                arxiv_ids=["2606.00003"],
+                status="failed",
+                attempts=5,
+                rounds=1,
+                created_at=_now(),
+                retry_at=_now(),
+            )
+        )
+    ctx = {"redis": _DeadRedis(), "settings": settings, "engine": engine}
+    assert await retry_alert_deliveries(ctx) == {"queued": []}
+    with engine.connect() as conn:
+        [delivery] = alerts.list_deliveries(conn, info.id)
+        assert delivery["status"] == "failed" and delivery["retry_at"] is not None
+        assert delivery["rounds"] == 1  # no round was spent
+    with engine.begin() as conn:
+        assert alerts.claim_due_retries(conn) == [(delivery["id"], 1)]

@@ -1,19 +1,25 @@
 """The admin API of saved-search alerts: create (the secret is in that answer only), list,
-read with recent deliveries, delete. Every route needs the admin bearer token (`AdminDep`).
+read with recent deliveries, delete, send failed deliveries again. Every route needs the
+admin bearer token (`AdminDep`).
 
-The routes are plain `def`s: checking a webhook resolves its host name, which blocks, so
-they run in the threadpool, never on the event loop.
+The routes are plain `def`s (checking a webhook resolves its host name, which blocks, so
+they run in the threadpool, never on the event loop); the one that queues jobs is async and
+runs its database work in the threadpool.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from app import alerts
+from app.jobs import alerts as alert_jobs
+from app.jobs.queueing import JobRequest, enqueue
 from app.web.deps import AdminDep, EngineDep, SettingsDep
 from app.web.errors import (
     ADMIN_ERRORS,
@@ -70,8 +76,24 @@ class DeliveryOut(BaseModel):
     papers: int
     status: str
     attempts: int
+    rounds: int = Field(description="failed rounds so far (each is one POST and its retries)")
     last_error: str | None
     delivered_at: str | None
+    retry_at: str | None = Field(description="when a failed delivery is sent again, if it is")
+
+
+class RedeliverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delivery: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**62,
+        description="one delivery's id; default: every failed delivery of the alert",
+    )
+
+
+class RedeliverOut(BaseModel):
+    queued: list[int] = Field(description="the deliveries queued for the fetch pool now")
 
 
 class AlertDetail(AlertOut):
@@ -148,3 +170,57 @@ def api_delete_alert(_admin: AdminDep, engine: EngineDep, alert_id: AlertId) -> 
         if not alerts.delete_alert(conn, alert_id):
             return error_response(404, "not_found", f"no alert with id {alert_id}")
     return Response(status_code=204)
+
+
+def _reopen(engine: Engine, alert_id: int, delivery_id: int | None) -> list[tuple[int, int]]:
+    with engine.begin() as conn:
+        return alerts.redeliver(conn, alert_id, delivery_id)
+
+
+def _reschedule(engine: Engine, delivery_ids: list[int]) -> None:
+    with engine.begin() as conn:
+        alerts.reschedule(conn, delivery_ids, datetime.now(UTC))
+
+
+@router.post(
+    "/{alert_id}/redeliver",
+    tags=["admin"],
+    response_model=RedeliverOut,
+    status_code=202,
+    responses={
+        404: documented("No alert with this id, or no such delivery of it"),
+        **ADMIN_ERRORS,
+        503: documented(
+            "Redis is unreachable: the deliveries are due again now and the fetch pool's "
+            "retry sends them once it runs"
+        ),
+    },
+)
+async def api_redeliver(
+    _admin: AdminDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    alert_id: AlertId,
+    body: RedeliverIn | None = None,
+) -> Any:
+    """Send the alert's failed deliveries (or one of them) again now, whether or not a retry
+    is scheduled; delivered and pending ones are left as they are."""
+    delivery_id = body.delivery if body else None
+    try:
+        reopened = await run_in_threadpool(_reopen, engine, alert_id, delivery_id)
+    except LookupError as exc:
+        return error_response(404, "not_found", str(exc))
+
+    async def send(request: JobRequest) -> bool:
+        return await enqueue(settings, request, quick=True)
+
+    queued, left = await alert_jobs.queue_rounds(send, reopened)
+    if left:
+        await run_in_threadpool(_reschedule, engine, left)
+        return error_response(
+            503,
+            "no_queue",
+            f"the job queue is unavailable (no Redis, or unreachable): deliveries {left} are "
+            "due again, and the fetch pool's retry sends them once it runs",
+        )
+    return RedeliverOut(queued=queued)

@@ -1,8 +1,9 @@
-"""`papershelf alerts add/list/remove/test`."""
+"""`papershelf alerts add/list/remove/test/redeliver`."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,3 +72,30 @@ def test_errors_exit_1_with_the_reason(env: Path) -> None:
     assert CliRunner().invoke(cli, ["alerts", "remove", "42"]).exit_code == 1
     missing = CliRunner().invoke(cli, ["alerts", "test", "42"])
     assert missing.exit_code == 1 and "no alert with id 42" in missing.output
+
+
+def test_redeliver_queues_failed_deliveries_or_says_they_stay_due(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.app.web.test_admin_fetch import REDIS_URL, queued
+    from tests.app.web.test_alerts_api import failed_delivery
+
+    monkeypatch.delenv("PAPERSHELF_REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    added = run("alerts", "add", "D", "--webhook", "http://127.0.0.1:9/h", "-q", "x", "--json")
+    alert_id = json.loads(added.stdout)["id"]
+    pk = failed_delivery(get_settings(), alert_id)
+    # No Redis configured: nothing can be queued, and the delivery stays due.
+    no_queue = CliRunner().invoke(cli, ["alerts", "redeliver", str(alert_id)])
+    assert no_queue.exit_code == 1 and f"deliveries {pk} are due again" in no_queue.output
+    queue = f"papershelf-test:fetch:{uuid.uuid4().hex}"
+    monkeypatch.setenv("PAPERSHELF_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("PAPERSHELF_FETCH_QUEUE", queue)
+    get_settings.cache_clear()
+    sent = run("alerts", "redeliver", str(alert_id), "--delivery", str(pk))
+    assert sent.exit_code == 0 and f"queued deliveries {pk}" in sent.stdout
+    assert queued(queue) == 1
+    nothing = run("alerts", "redeliver", str(alert_id))  # pending now
+    assert nothing.exit_code == 0 and "no failed delivery" in nothing.stdout
+    other = CliRunner().invoke(cli, ["alerts", "redeliver", str(alert_id), "--delivery", "999"])
+    assert other.exit_code == 1 and "has no delivery with id 999" in other.output

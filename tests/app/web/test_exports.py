@@ -258,3 +258,38 @@ def test_posting_something_else_than_a_form_is_refused(client: tuple[TestClient,
     assert r.status_code == 415
     big = c.post("/export.bib", data={"list": "stars", "ids": "2603.00001," * 30_000})
     assert big.status_code == 413
+
+
+def test_the_api_takes_a_long_list_of_ids_as_json(client: tuple[TestClient, list]) -> None:
+    c, real = client
+    ids = ["2603.00004", "2603.00001v2", *(r.arxiv_id for r in real[:600])]
+    r = c.post("/api/v1/export", json={"format": "bibtex", "ids": [*ids, "2501.99999"]})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"] == "application/x-bibtex; charset=utf-8"
+    assert r.headers["x-export-missing"] == "2501.99999"
+    entries = _bib(r.text)
+    # In the order given, each paper once, every stored one there.
+    assert [e["eprint"] for e in entries][:2] == ["2603.00004", "2603.00001"]
+    assert len(entries) == len(ids)
+    md = c.post("/api/v1/export", json={"format": "markdown", "ids": ["2603.00003"]})
+    assert md.status_code == 200 and "Replaced paper on agents" in md.text
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"format": "bibtex", "ids": []}, 422, "invalid_parameter"),
+        ({"format": "pdf", "ids": ["2603.00001"]}, 422, "invalid_parameter"),
+        ({"format": "ris", "ids": ["2603.00001"], "list": "day"}, 422, "invalid_parameter"),
+        ({"format": "ris", "ids": ["x" * 41]}, 422, "invalid_parameter"),
+        ({"format": "ris", "ids": ["2603.00001"] * 5001}, 422, "invalid_parameter"),
+        ({"format": "ris", "ids": ["not-an-id"]}, 400, "invalid_export"),
+        ({"format": "ris", "ids": ["2501.99999"]}, 404, "not_found"),
+    ],
+)
+def test_bad_posted_exports_are_clear_4xx_errors(
+    client: tuple[TestClient, list], body: dict[str, object], status: int, code: str
+) -> None:
+    r = client[0].post("/api/v1/export", json=body)
+    assert r.status_code == status, r.text[:300]
+    assert r.json()["error"]["code"] == code
