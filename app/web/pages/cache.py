@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.listing import CategoryExpr, latest_day, listing_version
 from app.web.http import etag_matches
@@ -175,6 +176,53 @@ def route_named(routes: list[Any], path: str) -> Any:
         if found is not None or getattr(route, "path", None) == path:
             return found or route
     return None
+
+
+class FastPath:
+    """An innermost ASGI layer answering some GETs from one of the app's page caches before
+    routing (no dependency injection, no database connection, no threadpool hop); every
+    other request goes on to the route. A subclass names the cache (`state_name`, on
+    `app.state`) and the route it answers for (`route_path`, named in the scope so metrics
+    and the access log count the answer there), and says which paths it may answer
+    (`wants`) and with what (`answer`; None when the route must)."""
+
+    state_name = ""
+    route_path = ""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._route: Any = None
+
+    def wants(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def answer(self, scope: Scope, cache: PageCache) -> Answer | None:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and self.wants(scope["path"])
+            and (answer := self._answer(scope)) is not None
+        ):
+            status, headers, body = answer
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> Answer | None:
+        app = scope.get("app")
+        cache = getattr(getattr(app, "state", None), self.state_name, None)
+        if not isinstance(cache, PageCache) or scope.get("root_path"):
+            return None
+        answer = self.answer(scope, cache)
+        if answer is not None:
+            if self._route is None:
+                self._route = route_named(getattr(app, "routes", []), self.route_path)
+            scope["route"] = self._route
+        return answer
 
 
 async def get_page_cache(request: Request) -> PageCache:

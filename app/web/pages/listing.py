@@ -49,7 +49,7 @@ from app.listing import (
 )
 from app.web.http import LISTING_CACHE, cache_headers, etag_for, not_modified
 from app.web.markup import category_name
-from app.web.pages.cache import Answer, PageCache, cached_answer, route_named
+from app.web.pages.cache import Answer, FastPath, PageCache, cached_answer
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day
 from app.web.templating import TEMPLATES
@@ -245,7 +245,7 @@ class _Asked:
     last: tuple[date, str, bytes] | None = None
 
 
-class CachedListings:
+class CachedListings(FastPath):
     """Answers `GET /arxiv/{expression}` from the app's `PageCache` when the answer is
     certain without the database: the expression's latest day (for a listing without a
     date) and the listing's data version are fresh in the cache, and so is the page for
@@ -258,30 +258,18 @@ class CachedListings:
     access log, metrics, compression and HEAD apply as to any route's answer; it names
     the dispatcher's route in the scope, so metrics and the log count it there."""
 
+    state_name = "page_cache"
+    route_path = LISTING_ROUTE
+
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         # (path, query string) → what it asks for, or None when this layer cannot answer it.
         self._asked: dict[tuple[str, bytes], _Asked | None] = {}
-        self._route: Any = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and scope["path"].startswith(LISTING_PREFIX)
-            and (answer := self._answer(scope)) is not None
-        ):
-            status, headers, body = answer
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
+    def wants(self, path: str) -> bool:
+        return path.startswith(LISTING_PREFIX)
 
-    def _answer(self, scope: Scope) -> Answer | None:
-        app = scope.get("app")
-        cache = getattr(getattr(app, "state", None), "page_cache", None)
-        if not isinstance(cache, PageCache) or scope.get("root_path"):
-            return None
+    def answer(self, scope: Scope, cache: PageCache) -> Answer | None:
         key = (scope["path"], scope["query_string"])
         if key in self._asked:
             asked = self._asked[key]
@@ -309,12 +297,7 @@ class CachedListings:
                 asked.code_only,
             ).encode()
             asked.last = (day, version, etag)
-        if self._route is None:
-            self._route = route_named(getattr(app, "routes", []), LISTING_ROUTE)
-        answer = cached_answer(cache, etag, scope["headers"], _LISTING_CACHE)
-        if answer is not None:
-            scope["route"] = self._route
-        return answer
+        return cached_answer(cache, etag, scope["headers"], _LISTING_CACHE)
 
 
 def _read_listing_url(path: str, query: bytes) -> _Asked | None:

@@ -14,7 +14,7 @@ from typing import cast
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from app import __version__
 from app.hybrid import MODES, search
@@ -29,7 +29,7 @@ from app.search import SearchPage, Sort
 from app.web.deps import ConnDep
 from app.web.feeds import search_feed_path
 from app.web.http import SEARCH_CACHE, cache_headers, etag_for, not_modified
-from app.web.pages.cache import Answer, PageCache, SearchPagesDep, cached_answer, route_named
+from app.web.pages.cache import Answer, FastPath, PageCache, SearchPagesDep, cached_answer
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day, parse_page
 from app.web.templating import TEMPLATES
@@ -166,42 +166,21 @@ def _page_etag(conn: Connection, key: str, result: SearchPage | None) -> str | N
     return etag_for(f"search|{__version__}|{key}|{found!r}".encode())
 
 
-class CachedSearches:
+class CachedSearches(FastPath):
     """Answers `GET /search?…` from the app's search-page cache while the route validated
     that URL's page less than `version_ttl` seconds ago: a matching `If-None-Match` gets
-    its 304 and anything else the kept page, exactly as the route would answer; every other
-    request goes on to the route. Innermost of the app's layers with `CachedListings`, so
-    the rate limit, Host check, headers, log, metrics and compression apply as to any
-    route's answer."""
+    its 304 and anything else the kept page, exactly as the route would answer. Innermost
+    of the app's layers with `CachedListings`, so the rate limit, Host check, headers, log,
+    metrics and compression apply as to any route's answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._route: object = None
+    state_name = "search_pages"
+    route_path = SEARCH_PATH
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and scope["path"] == SEARCH_PATH
-            and (answer := self._answer(scope)) is not None
-        ):
-            status, headers, body = answer
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
+    def wants(self, path: str) -> bool:
+        return path == SEARCH_PATH
 
-    def _answer(self, scope: Scope) -> Answer | None:
-        app = scope.get("app")
-        cache = getattr(getattr(app, "state", None), "search_pages", None)
-        if not isinstance(cache, PageCache) or scope.get("root_path"):
-            return None
+    def answer(self, scope: Scope, cache: PageCache) -> Answer | None:
         etag = cache.fresh_answer(scope["query_string"].decode("latin-1"))
         if etag is None:
             return None
-        if self._route is None:
-            self._route = route_named(getattr(app, "routes", []), SEARCH_PATH)
-        answer = cached_answer(cache, etag.encode(), scope["headers"], _SEARCH_CACHE)
-        if answer is not None:
-            scope["route"] = self._route
-        return answer
+        return cached_answer(cache, etag.encode(), scope["headers"], _SEARCH_CACHE)

@@ -83,16 +83,21 @@ def serving(clock: Clock) -> Iterator[TestClient]:
         yield c
 
 
-def count_connections(app: FastAPI) -> list[int]:
-    """A one-item list counting the connections the app's engine opens from now on."""
-    opened = [0]
+def count_events(app: FastAPI, name: str) -> list[int]:
+    """A one-item list counting the app's engine's events `name` from now on."""
+    seen = [0]
     engine: Engine = app.state.engine
 
-    @event.listens_for(engine, "engine_connect")
-    def _opened(*_args: object) -> None:
-        opened[0] += 1
+    @event.listens_for(engine, name)
+    def _seen(*_args: object) -> None:
+        seen[0] += 1
 
-    return opened
+    return seen
+
+
+def count_connections(app: FastAPI) -> list[int]:
+    """The connections the app's engine opens from now on."""
+    return count_events(app, "engine_connect")
 
 
 @pytest.fixture
@@ -327,15 +332,8 @@ API_URL = "/api/v1/listings/cs.CL+cs.LG"
 
 
 def count_statements(app: FastAPI) -> list[int]:
-    """A one-item list counting the SQL statements the app's engine runs from now on."""
-    ran = [0]
-    engine: Engine = app.state.engine
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _ran(*_args: object) -> None:
-        ran[0] += 1
-
-    return ran
+    """The SQL statements the app's engine runs from now on."""
+    return count_events(app, "before_cursor_execute")
 
 
 def test_api_listing_is_kept_by_the_listing_version(
