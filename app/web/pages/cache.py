@@ -178,6 +178,16 @@ def route_named(routes: list[Any], path: str) -> Any:
     return None
 
 
+def scope_key(scope: Scope) -> str:
+    """What the page caches know a URL's answer by (`remember_answer`): its path and query
+    string, as sent."""
+    return f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
+
+
+def request_key(request: Request) -> str:
+    return scope_key(request.scope)
+
+
 class FastPath:
     """An innermost ASGI layer answering some GETs from one of the app's page caches before
     routing (no dependency injection, no database connection, no threadpool hop); every

@@ -29,7 +29,15 @@ from app.search import SearchPage, Sort
 from app.web.deps import ConnDep
 from app.web.feeds import search_feed_path
 from app.web.http import SEARCH_CACHE, cache_headers, etag_for, not_modified
-from app.web.pages.cache import Answer, FastPath, PageCache, SearchPagesDep, cached_answer
+from app.web.pages.cache import (
+    Answer,
+    FastPath,
+    PageCache,
+    SearchPagesDep,
+    cached_answer,
+    request_key,
+    scope_key,
+)
 from app.web.pages.errors import error_page
 from app.web.pages.params import parse_day, parse_page
 from app.web.templating import TEMPLATES
@@ -100,7 +108,7 @@ def search_page(
             limit=SEARCH_PAGE_SIZE,
             offset=(number - 1) * SEARCH_PAGE_SIZE,
         )
-    key = request.scope["query_string"].decode("latin-1")
+    key = request_key(request)
     etag = _page_etag(conn, key, result) if cache is not None else None
     if cache is not None and etag is not None:
         if not_modified(request, etag):
@@ -180,7 +188,7 @@ class CachedSearches(FastPath):
         return path == SEARCH_PATH
 
     def answer(self, scope: Scope, cache: PageCache) -> Answer | None:
-        etag = cache.fresh_answer(scope["query_string"].decode("latin-1"))
+        etag = cache.fresh_answer(scope_key(scope))
         if etag is None:
             return None
         return cached_answer(cache, etag.encode(), scope["headers"], _SEARCH_CACHE)

@@ -17,7 +17,9 @@ HOOK = "http://127.0.0.1:9/hook"
 
 def make(site_settings: Callable[..., Settings], **env: str) -> Iterator[TestClient]:
     site_settings(**env)
-    from app.main import app
+    from app.main import create_app
+
+    app = create_app()  # this test's settings: its own rate limits and caches
 
     with TestClient(app) as client:
         yield client

@@ -110,13 +110,11 @@ def _client(app: FastAPI) -> TestClient:
 
 @pytest.fixture
 def app(db_env: Settings) -> FastAPI:
-    """app.main.app once the integrator installs the middleware there; until then a fresh
-    app with the API router, app.main's error handlers and the middleware."""
-    from app.main import app as main_app
+    """A new app as app.main builds it, with this test's settings (its own rate limits and
+    caches)."""
+    from app.main import create_app
 
-    if getattr(main_app.state, "papershelf_middleware", False):
-        return main_app
-    return make_app(db_env)
+    return create_app()
 
 
 @pytest.fixture

@@ -34,7 +34,9 @@ def client(site_settings):  # type: ignore[no-untyped-def]
             ],
         )
     engine.dispose()
-    from app.main import app
+    from app.main import create_app
+
+    app = create_app()  # this test's settings: its own rate limits and caches
 
     with TestClient(app) as c:
         yield c

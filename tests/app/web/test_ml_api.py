@@ -323,8 +323,9 @@ def test_openapi_documents_the_ml_routes(client_for: Callable[..., TestClient]) 
     sample = spec["components"]["schemas"]["SampleIn"]["properties"]
     assert sample["nfe"]["maximum"] == 50 and "amed_plugin" in sample["solver"]["enum"]
     # The site's own app serves them too, the thumbnail before the API's /papers/{id:path}.
-    from app.main import app
+    from app.main import create_app
 
+    app = create_app()
     served = app.openapi()["paths"]
     assert "/api/v1/ml/sample" in served and "/api/v1/papers/{arxiv_id}/thumbnail.png" in served
     with TestClient(app, raise_server_exceptions=False) as main_client:

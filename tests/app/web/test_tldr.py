@@ -35,7 +35,7 @@ def rec(n: int, version: int) -> PaperRecord:
 
 @pytest.fixture
 def client(site_settings: Callable[..., Settings]) -> Iterator[TestClient]:
-    from app.main import app
+    from app.main import create_app
 
     engine = make_engine(site_settings().database_url_resolved)
     with engine.begin() as conn:
@@ -48,6 +48,7 @@ def client(site_settings: Callable[..., Settings]) -> Iterator[TestClient]:
             ],
         )
     engine.dispose()
+    app = create_app()  # this test's settings: its own rate limits and caches
     with TestClient(app) as c:
         yield c
 

@@ -66,11 +66,12 @@ def seed_versions(engine: Engine) -> None:
 
 @pytest.fixture
 def client(site_settings: Callable[..., Settings]) -> Iterator[TestClient]:
-    from app.main import app
+    from app.main import create_app
 
     engine = make_engine(site_settings().database_url_resolved)
     seed_versions(engine)
     engine.dispose()
+    app = create_app()  # this test's settings: its own rate limits and caches
     with TestClient(app) as c:
         yield c
 
