@@ -181,11 +181,24 @@ def clean_optional(s: object) -> str | None:
     return clean_text(s) or None
 
 
+#: TeX commands that only style their argument ("\textsc{SimInstruct}", "$\mathbf{x}$"): a
+#: title key keeps the argument, not the command's name. Other commands (\LaTeX, \alpha)
+#: are words of the title and stay.
+_STYLE_COMMAND = re.compile(
+    r"\\(?:emph|text(?:bf|it|tt|sc|rm|sf|up|md|normal|sl)?|math(?:rm|bf|it|cal|bb|sf|tt|frak|scr)"
+    r"|bm|boldsymbol|operatorname|mbox|hbox|underline)(?![A-Za-z])\*?"
+)
+
+
 def title_key(title: str) -> str:
     """A matching key: equal keys mean the same title up to case, accents (TeX or Unicode),
-    punctuation, TeX braces and spacing. "Schr{\\"o}dinger's Cat!" and "schrodingers  cat"
-    both give "schrodingers cat". Apostrophes vanish rather than split a word."""
+    punctuation, TeX braces, styling commands and spacing. "Schr{\\"o}dinger's Cat!" and
+    "schrodingers  cat" both give "schrodingers cat", "\\textsc{SimInstruct}: a tool" and
+    "SimInstruct: A Tool" give "siminstruct a tool". Apostrophes vanish rather than split a
+    word."""
     s = decode_tex_accents(title) if "\\" in title else title
+    if "\\" in s:
+        s = _STYLE_COMMAND.sub(" ", s)
     s = _APOSTROPHES.sub("", s)
     if s.isascii():  # most titles: nothing to fold, skip the per-character pass
         return " ".join(_NON_WORD.sub(" ", s.lower()).split())

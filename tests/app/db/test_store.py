@@ -183,3 +183,40 @@ def test_stats_counts_papers_days_and_categories(engine) -> None:  # type: ignor
     assert s.categories == {"cs.CL": 2, "cs.LG": 2}
     assert s.latest_days == {"2026-07-01": {"cs.CL": 2, "cs.LG": 2}}
     assert listed == ["2607.00001", "2607.00002"]
+
+
+def test_a_title_with_styling_commands_links_and_old_keys_are_migrated(engine) -> None:  # type: ignore[no-untyped-def]
+    from app.db.migrate import downgrade, upgrade
+
+    with engine.begin() as conn:
+        store.upsert_papers(
+            conn,
+            [
+                record("2607.00001", title=r"\textsc{SimInstruct}: A Responsible Tool"),
+                record("2607.00002", title=r"What if I ask in \textit{alia lingua}?"),
+            ],
+        )
+        venue = [
+            VenuePaperRecord("acl2026", "p1", "SimInstruct: A Responsible Tool", ["A"]),
+            VenuePaperRecord("acl2026", "p2", "What If I Ask in Alia Lingua?", ["B"]),
+        ]
+        store.upsert_venue(conn, "acl2026", venue)
+        assert store.link_venues(conn) == 2
+        # As a store written before the keys dropped styling commands had them.
+        conn.execute(
+            Paper.__table__.update()
+            .where(Paper.__table__.c.arxiv_id == "2607.00002")
+            .values(title_key="what if i ask in textit alia lingua")
+        )
+        store.link_venues(conn)
+    with engine.connect() as conn:
+        before = dict(conn.execute(select(VenuePaper.venue_paper_id, VenuePaper.arxiv_id)).all())
+    assert before == {"p1": "2607.00001", "p2": None}
+    url = engine.url.render_as_string(hide_password=False)
+    downgrade(url, "0015")
+    upgrade(url)
+    with engine.connect() as conn:
+        after = dict(conn.execute(select(VenuePaper.venue_paper_id, VenuePaper.arxiv_id)).all())
+        key = conn.scalar(select(Paper.title_key).where(Paper.arxiv_id == "2607.00002"))
+    assert after == {"p1": "2607.00001", "p2": "2607.00002"}
+    assert key == "what if i ask in alia lingua"

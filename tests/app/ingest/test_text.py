@@ -134,6 +134,29 @@ def test_title_key_matches_equivalent_titles() -> None:
     assert title_key("Graph Neural Networks") != title_key("Graph Neural Network")
 
 
+@pytest.mark.parametrize(
+    ("tex", "plain"),
+    [
+        (r"\textsc{SimInstruct}: A Responsible Tool", "SimInstruct: a responsible tool"),
+        (r"What if I ask in \textit{alia lingua}?", "What if I ask in alia lingua?"),
+        (
+            r"\emph{Sparse} attention for \textbf{long} documents",
+            "Sparse attention for long documents",
+        ),
+        (r"$\text{S}^2$Q-VDiT: Accurate", "S$^2$Q-VDiT: Accurate"),
+        (r"$\mathbf{x}$-prediction \textsl{and} more", "x-prediction and more"),
+    ],
+)
+def test_title_key_ignores_styling_commands(tex: str, plain: str) -> None:
+    assert title_key(tex) == title_key(plain)
+
+
+def test_title_key_keeps_commands_that_are_words() -> None:
+    assert title_key(r"\LaTeX{} rendering") == "latex rendering"
+    assert title_key(r"$\alpha$-divergences") == "alpha divergences"
+    assert title_key(r"\textsomething{x}") == "textsomething x"  # not a styling command
+
+
 def test_split_authors() -> None:
     assert split_authors("A. Smith, B. Jones and C. Lee (MIT)") == [
         "A. Smith",
