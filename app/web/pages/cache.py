@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date
@@ -188,7 +189,7 @@ def request_key(request: Request) -> str:
     return scope_key(request.scope)
 
 
-class FastPath:
+class FastPath(ABC):
     """An innermost ASGI layer answering some GETs from one of the app's page caches before
     routing (no dependency injection, no database connection, no threadpool hop); every
     other request goes on to the route. A subclass names the cache (`state_name`, on
@@ -203,11 +204,13 @@ class FastPath:
         self.app = app
         self._route: Any = None
 
+    @abstractmethod
     def wants(self, path: str) -> bool:
-        raise NotImplementedError
+        """Whether a GET of `path` is one this layer may answer."""
 
+    @abstractmethod
     def answer(self, scope: Scope, cache: PageCache) -> Answer | None:
-        raise NotImplementedError
+        """The answer from `cache`, or None when the route must give it."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

@@ -1,5 +1,5 @@
-"""Fixtures the FAQ tests share: a queue name of their own in the test Redis, and the fake
-LLM."""
+"""Fixtures the web tests share: a queue name of their own in the test Redis and the fake
+LLM (the FAQ tests), a clock the page caches' tests move by hand."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.app.web.test_faq_api import REDIS_URL
+from tests.fakes.clock import Clock
 from tests.fakes.llm_server import FakeLLM
 
 
@@ -30,3 +31,8 @@ def queue() -> Iterator[str]:
 def fake_llm() -> Iterator[FakeLLM]:
     with FakeLLM(chunk_chars=7) as fake:
         yield fake
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

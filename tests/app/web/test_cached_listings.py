@@ -25,23 +25,11 @@ from app.listing import parse_expression
 from app.settings import Settings
 from app.web.pages.cache import VERSION_TTL, PageCache
 from tests.app.web.test_pages import D2, seed_records
+from tests.fakes.clock import Clock
 
 URL = "/arxiv/cs.CL+cs.LG"
 D3 = date(2026, 3, 4)
 ROUTE = "/arxiv/{rest:path}"
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def seed(url: str) -> None:
@@ -105,11 +93,6 @@ def db_url(site_settings: Callable[..., Settings]) -> str:
     url = site_settings().database_url_resolved
     seed(url)
     return url
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

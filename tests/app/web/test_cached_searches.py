@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from app.settings import Settings
 from app.web.pages.cache import VERSION_TTL
 from tests.app.web.test_cached_listings import (
-    Clock,
     count_connections,
     new_day_paper,
     requests_counted,
@@ -23,6 +22,7 @@ from tests.app.web.test_cached_listings import (
     write,
 )
 from tests.app.web.test_pages import seed_records
+from tests.fakes.clock import Clock
 
 URL = "/search?q=attention"
 ROUTE = "/search"
@@ -44,11 +44,6 @@ def db_url(request: pytest.FixtureRequest, site_settings: Callable[..., Settings
     url = site_settings(**env).database_url_resolved
     seed(url)
     yield url
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
