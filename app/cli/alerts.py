@@ -154,7 +154,6 @@ def redeliver(
     """Queue the alert's failed deliveries again now (the fetch pool sends them)."""
     from app import alerts
     from app.jobs import alerts as alert_jobs
-    from app.jobs.queueing import JobRequest, enqueue
 
     settings = get_settings()
     engine = open_engine()
@@ -166,11 +165,7 @@ def redeliver(
     if not reopened:
         out.print(f"alert {alert_id}: no failed delivery to send again")
         return
-
-    async def send(request: JobRequest) -> bool:
-        return await enqueue(settings, request)
-
-    queued, left = asyncio.run(alert_jobs.queue_rounds(send, reopened))
+    queued, left = asyncio.run(alert_jobs.requeue(settings, reopened))
     if left:
         with engine.begin() as conn:
             alerts.reschedule(conn, left, datetime.now(UTC))

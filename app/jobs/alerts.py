@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 
 from app.jobs.connections import REDIS_ERRORS, QueueUnavailable
-from app.jobs.queueing import JobRequest
+from app.jobs.queueing import JobRequest, open_queue
+from app.settings import Settings
 
 MATCH_FUNCTION = "match_alerts"
 DELIVER_FUNCTION = "deliver_alert"
@@ -41,3 +42,15 @@ async def queue_rounds(
             return queued, [pk for pk, _ in reopened[n:]]
         queued.append(delivery_id)
     return queued, []
+
+
+async def requeue(
+    settings: Settings, reopened: Sequence[tuple[int, int]], *, quick: bool = False
+) -> tuple[list[int], list[int]]:
+    """`queue_rounds` from outside a worker (the CLI, the admin API), over one connection;
+    with no Redis at all every delivery is left over."""
+    try:
+        async with open_queue(settings, quick=quick) as send:
+            return await queue_rounds(send, reopened)
+    except QueueUnavailable:
+        return [], [pk for pk, _ in reopened]

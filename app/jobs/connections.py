@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 
 import redis.backoff
@@ -53,23 +53,34 @@ def quick_redis_settings(url: str | None) -> RedisSettings:
 
 
 @asynccontextmanager
-async def quick_pool(
+async def open_pool(
     settings: Settings,
     *,
+    quick: bool = False,
     error: type[QueueUnavailable] = QueueUnavailable,
     no_redis: str = NO_REDIS,
 ) -> AsyncIterator[ArqRedis]:
-    """An arq pool for one web request that never hangs on a dead Redis. A missing or dead
-    Redis raises `error` (a QueueUnavailable), with `no_redis` as the message for the first."""
+    """An arq pool from outside any worker. `quick` (web requests) never hangs on a dead
+    Redis: no reconnect attempts, short timeouts. A missing or dead Redis raises `error` (a
+    QueueUnavailable), with `no_redis` as the message for the first."""
     if not settings.redis_url:
         raise error(no_redis)
+    rs = quick_redis_settings(settings.redis_url) if quick else redis_settings(settings.redis_url)
     try:
-        pool = await asyncio.wait_for(
-            create_pool(quick_redis_settings(settings.redis_url)), QUICK_TIMEOUT_S + 1
-        )
+        pool = await asyncio.wait_for(create_pool(rs), QUICK_TIMEOUT_S + 1 if quick else None)
     except REDIS_ERRORS as exc:
         raise error(f"Redis is unreachable ({type(exc).__name__})") from exc
     try:
         yield pool
     finally:
         await pool.aclose()
+
+
+def quick_pool(
+    settings: Settings,
+    *,
+    error: type[QueueUnavailable] = QueueUnavailable,
+    no_redis: str = NO_REDIS,
+) -> AbstractAsyncContextManager[ArqRedis]:
+    """`open_pool` for one web request."""
+    return open_pool(settings, quick=True, error=error, no_redis=no_redis)

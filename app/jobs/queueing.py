@@ -1,25 +1,19 @@
 """`JobRequest`: a job to queue on a pool by function name, and the two ways to queue one
-(`submit` through an open pool, `enqueue` from outside any worker)."""
+(`submit` through an open pool; `enqueue`, or `open_queue` for several, from outside any
+worker)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from arq import create_pool
 from arq.connections import ArqRedis
 from arq.jobs import Job
 
-from app.jobs.connections import (
-    NO_REDIS,
-    QUICK_TIMEOUT_S,
-    REDIS_ERRORS,
-    QueueUnavailable,
-    quick_redis_settings,
-    redis_settings,
-)
+from app.jobs.connections import QUICK_TIMEOUT_S, REDIS_ERRORS, QueueUnavailable, open_pool
 from app.settings import Settings
 
 Pool = Literal["fetch", "ml"]
@@ -59,21 +53,29 @@ async def submit(redis: ArqRedis, settings: Settings, request: JobRequest) -> Jo
     )
 
 
+Send = Callable[[JobRequest], Awaitable[bool]]
+
+
+@asynccontextmanager
+async def open_queue(settings: Settings, *, quick: bool = False) -> AsyncIterator[Send]:
+    """One Redis connection for several jobs, from outside any worker: yields
+    `send(request)`, which queues a request on its pool (False when the same job is already
+    queued). `quick` is for web requests, which must not hang on a dead Redis (see
+    `open_pool`). Raises QueueUnavailable instead of a driver error."""
+    timeout = QUICK_TIMEOUT_S if quick else None
+    async with open_pool(settings, quick=quick) as pool:
+
+        async def send(request: JobRequest) -> bool:
+            try:
+                job = await asyncio.wait_for(submit(pool, settings, request), timeout)
+            except REDIS_ERRORS as exc:
+                raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
+            return job is not None
+
+        yield send
+
+
 async def enqueue(settings: Settings, request: JobRequest, *, quick: bool = False) -> bool:
-    """Queue `request` on its pool; False when the same job is already queued.
-    `quick` is for web requests, which must not hang on a dead Redis: no reconnect attempts,
-    short timeouts. Raises QueueUnavailable instead of a driver error."""
-    if not settings.redis_url:
-        raise QueueUnavailable(NO_REDIS)
-    rs = quick_redis_settings(settings.redis_url) if quick else redis_settings(settings.redis_url)
-    try:
-        pool = await asyncio.wait_for(create_pool(rs), QUICK_TIMEOUT_S + 1 if quick else None)
-        try:
-            job = await asyncio.wait_for(
-                submit(pool, settings, request), QUICK_TIMEOUT_S if quick else None
-            )
-        finally:
-            await pool.aclose()
-    except REDIS_ERRORS as exc:
-        raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
-    return job is not None
+    """Queue one `request` (see `open_queue`); False when the same job is already queued."""
+    async with open_queue(settings, quick=quick) as send:
+        return await send(request)

@@ -253,13 +253,14 @@ class FakeEmbedder:
 
 
 @pytest.mark.parametrize(
-    ("backend", "exports"), [("torch-bf16-cuda", True), ("onnx-fp32-cpu", False)]
+    ("backend", "exports"),
+    [("torch-bf16-cuda", True), ("torch-bf16-cpu", True), ("onnx-fp32-cpu", False)],
 )
 def test_the_pool_exports_the_query_model_beside_a_torch_embedder(
     backend: str, exports: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The CPU backend builds the file as it loads; torch (on a GPU) does not, so the
-    pool's loader exports it then."""
+    """The ONNX backend builds the file as it loads; torch (on a GPU, or in bf16 on a CPU)
+    does not, so the pool's loader exports it then."""
     exported: list[Settings] = []
     monkeypatch.setattr(embeddings, "load_embedder", lambda **_: FakeEmbedder(backend))
     monkeypatch.setattr(ml_models, "export_query_model", exported.append)

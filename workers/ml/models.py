@@ -57,8 +57,8 @@ def load_embedder(settings: Settings) -> Embedder:
         backend="auto",
         cache_dir=settings.embedder_cache_dir,
     )
-    # The ONNX backend (the CPU's) has just made the file the web embeds queries with
-    # (app.search.query_vector); torch on a GPU has not.
+    # The ONNX backend has just made the file the web embeds queries with
+    # (app.search.query_vector); torch (on a GPU, or bf16 on a CPU) has not.
     if not embedder.backend.startswith("onnx"):
         export_query_model(settings)
     return embedder

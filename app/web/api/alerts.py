@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 
 from app import alerts
 from app.jobs import alerts as alert_jobs
-from app.jobs.queueing import JobRequest, enqueue
 from app.web.deps import AdminDep, EngineDep, SettingsDep
 from app.web.errors import (
     ADMIN_ERRORS,
@@ -210,11 +209,7 @@ async def api_redeliver(
         reopened = await run_in_threadpool(_reopen, engine, alert_id, delivery_id)
     except LookupError as exc:
         return error_response(404, "not_found", str(exc))
-
-    async def send(request: JobRequest) -> bool:
-        return await enqueue(settings, request, quick=True)
-
-    queued, left = await alert_jobs.queue_rounds(send, reopened)
+    queued, left = await alert_jobs.requeue(settings, reopened, quick=True)
     if left:
         await run_in_threadpool(_reschedule, engine, left)
         return error_response(
