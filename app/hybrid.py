@@ -12,8 +12,11 @@ Modes:
   one way; a paper described in other words than its abstract's is still found.
 
 The query's vector comes from `app.search.query_vector` (ONNX Runtime in this process, no
-torch). When it cannot run, or no paper has an embedding yet, the search answers by keyword
-and says so on the page. Date order is a keyword listing: meaning has no date.
+torch), computed on a thread of its own while the keyword search runs: ONNX Runtime releases
+the GIL, and on a sentence both take about as long, so a hybrid search costs the longer of
+the two rather than their sum. When the encoder cannot run, or no paper has an embedding
+yet, the search answers by keyword and says so on the page. Date order is a keyword listing:
+meaning has no date.
 
 Ranked ids are cached per (query, filters, mode) and per state of both indexes, so a
 day's repeated queries are answered from memory and a fetch (which moves the indexes) drops
@@ -25,9 +28,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -42,6 +46,9 @@ from app.settings import Settings, get_settings
 from app.vectors import VectorIndex
 from app.vectors import index_for as vectors_for
 
+if TYPE_CHECKING:
+    import numpy as np
+
 Mode = Literal["keyword", "semantic", "hybrid"]
 MODES: tuple[Mode, ...] = ("keyword", "semantic", "hybrid")
 
@@ -52,6 +59,8 @@ FUSE_DEPTH = 100
 RRF_K = 60
 WEIGHTS = (1.0, 1.0)
 CACHE_SIZE = 512
+#: Threads embedding queries beside their keyword searches (one ONNX Runtime thread each).
+ENCODER_THREADS = 4
 
 papers = Paper.__table__
 paper_categories = PaperCategory.__table__
@@ -165,8 +174,9 @@ def search(
     key = _cache_key(conn, settings, vectors, text, want, filters, depth)
     ranked = CACHE.get(key) if key is not None else None
     if ranked is None:
+        vector = _start_encoding(settings, query)
         lexical = keyword("relevance", depth, 0)
-        ranked = _rank(conn, settings, vectors, query, want, lexical, filters, depth)
+        ranked = _rank(conn, settings, vectors, query, want, lexical, vector, filters, depth)
         if key is not None:
             CACHE.put(key, ranked)
     window = slice(offset, offset + limit)
@@ -226,6 +236,22 @@ def _cache_key(
     )
 
 
+_encoding: ThreadPoolExecutor | None = None
+_encoding_lock = threading.Lock()
+
+
+def _start_encoding(settings: Settings, query: ParsedQuery) -> Future[np.ndarray]:
+    """The query's vector, being computed on the encoder threads (made on first use, so a
+    process that never searches by meaning starts none)."""
+    global _encoding
+    encoder = query_encoder_for(settings)
+    assert encoder is not None  # checked by _unavailable
+    with _encoding_lock:
+        if _encoding is None:
+            _encoding = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="query-vector")
+    return _encoding.submit(encoder.encode, " ".join(t.text for t in query.terms()))
+
+
 def _rank(
     conn: Connection,
     settings: Settings,
@@ -233,11 +259,13 @@ def _rank(
     query: ParsedQuery,
     mode: Mode,
     lexical: SearchPage,
+    vector_job: Future[np.ndarray],
     filters: Filters,
     depth: int,
 ) -> _Ranked:
     if lexical.engine != "index":
         # The index is not ready: its notice says so; keyword results only.
+        vector_job.cancel()
         return _Ranked(
             tuple(h.arxiv_id for h in lexical.hits),
             tuple(h.score or 0.0 for h in lexical.hits),
@@ -246,10 +274,7 @@ def _rank(
             "keyword",
             tuple(lexical.notices),
         )
-    encoder = query_encoder_for(settings)
-    assert encoder is not None  # checked by _unavailable
-    words = " ".join(t.text for t in query.terms())
-    vector = encoder.encode(words)
+    vector = vector_job.result()
     constrained = bool(
         query.negative
         or query.has_filters

@@ -6,6 +6,7 @@ filters, exclusions and required terms hold for what meaning finds too."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -361,6 +362,29 @@ def test_date_order_is_a_keyword_listing(site: tuple[Settings, Engine]) -> None:
     days = [h.sort_date for h in page.hits]
     assert days == sorted(days, reverse=True)
     assert 1 not in [number(h.arxiv_id) for h in page.hits]
+
+
+def test_the_query_is_embedded_while_the_keyword_search_runs(
+    site: tuple[Settings, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The encoder waits until the keyword search has begun: run one after the other, the
+    # encoder would wait in vain and the search would fail.
+    keyword_started = threading.Event()
+    real_encode, real_keyword = QueryEncoder.encode, hybrid.search_papers
+
+    def encode(self: QueryEncoder, text: str) -> np.ndarray:
+        assert keyword_started.wait(10), "the keyword search did not start meanwhile"
+        return real_encode(self, text)
+
+    def keyword(*args: object, **kwargs: object) -> SearchPage:
+        keyword_started.set()
+        return real_keyword(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(QueryEncoder, "encode", encode)
+    monkeypatch.setattr(hybrid, "search_papers", keyword)
+    page = run(site, FOLDING)
+    assert page.mode == "hybrid" and page.notices == []
+    assert found(site, FOLDING, mode="keyword") != [number(h.arxiv_id) for h in page.hits]
 
 
 def test_pages_come_from_the_cache_until_a_paper_is_stored(
