@@ -133,6 +133,7 @@ def train_models(
             limit=32 if quick else None,
             device="cpu",
             resume=False,
+            tokenizer=root / "fsq",
         )
     )
     predictor = train_amed(

@@ -304,6 +304,7 @@ def build(defaults: Defaults) -> typer.Typer:
         images=defaults.data_dir / "images",
         checkpoint=defaults.diffusion,
         lab_checkpoint=defaults.lab_diffusion,
+        tokenizer=defaults.fsq,
     )
     return cli
 

@@ -47,7 +47,8 @@ FALLBACK_SOLVER = "ipndm"
 #: The data set a diffusion model must have learned to draw paper thumbnails.
 PLACEHOLDER_DATASET = "plots"
 TRAIN_PLACEHOLDER_MODEL = (
-    "`papershelf ml train-diffusion --dataset plots` then `papershelf ml train-amed`"
+    "`papershelf ml train-fsq`, `papershelf ml train-diffusion --dataset plots`, then "
+    "`papershelf ml train-amed`"
 )
 _DATASET_NAMES = {"fashion": "Fashion-MNIST (clothes)", "plots": "the plots"}
 
@@ -132,6 +133,8 @@ class PictureModels:
                 "dataset": d.dataset,
                 "placeholders": self.placeholder is not None,
                 "shape": list(d.shape),
+                # "fsq <tokenizer version>" for a model of the tokenizer's codes, else "pixels".
+                "space": f"fsq {d.space.version}" if d.space is not None else "pixels",
                 "solvers": list(d.solvers_available()),
                 "amed_nfes": d.predictor_nfes(),
             }

@@ -5,8 +5,11 @@ the AMED predictors made for it.
     config.json                  {format, version, model: UNetConfig, meta: {dataset, steps, …}}
     amed-<solver>-nfe<k>.*       predictors from `papershelf ml train-amed` (ml.diffusion.amed)
     classifier-<dataset>.*       the metric classifier, cached by `eval-diffusion`
+    tokenizer/                   a latent model's copy of its FSQ tokenizer (meta.latent
+                                 names the space and the codes' scale; ml.diffusion.latent)
 
-The version (`diffusion-<dataset>-<digest10>`) changes whenever the weights do. Saving a
+The version (`diffusion-<dataset>-<digest10>`) changes whenever the weights do (a latent
+model's digest covers its tokenizer's weights too). Saving a
 new U-Net removes the old predictors: they were distilled against the old weights.
 The data set a U-Net learned (`meta.dataset`: "fashion" or "plots") decides what it may
 draw: only a plots model makes paper thumbnails. Checkpoints that lack the field are read
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     import torch
 
     from ml.diffusion.amed import AMEDPredictor
+    from ml.diffusion.latent import CodeSpace
     from ml.diffusion.unet import EDMDenoiser, UNetConfig
 
 PREDICTOR_PREFIX = "amed-"
@@ -39,12 +43,24 @@ DATASETS = ("fashion", "plots")
 Checkpoint: TypeAlias = "checkpoints.Checkpoint[UNetConfig]"
 
 
-def save(path: Path, model: EDMDenoiser, meta: dict[str, Any]) -> str:
-    """Write the U-Net (atomically) and return its version; stale predictors are removed."""
+def save(
+    path: Path, model: EDMDenoiser, meta: dict[str, Any], space: CodeSpace | None = None
+) -> str:
+    """Write the U-Net (atomically; a latent model's tokenizer first) and return its version;
+    stale predictors are removed."""
+    import shutil
+
     from ml.checkpoints import cpu_state, weights_digest
+    from ml.diffusion import latent
 
     state = cpu_state(model)
-    version = f"diffusion-{meta.get('dataset', 'custom')}-{weights_digest(state)}"
+    digested = dict(state)
+    if space is not None:
+        latent.save(path, space)
+        digested.update({f"tokenizer.{k}": v for k, v in cpu_state(space.tokenizer).items()})
+    else:
+        shutil.rmtree(path / latent.TOKENIZER_DIR, ignore_errors=True)
+    version = f"diffusion-{meta.get('dataset', 'custom')}-{weights_digest(digested)}"
     previous = read_version(path)
     checkpoints.write(path, state, version, model.cfg.to_dict(), meta)
     if previous != version:
@@ -98,6 +114,16 @@ def load_denoiser(path: Path, device: str | torch.device = "cpu") -> tuple[EDMDe
     model = EDMDenoiser(ckpt.config)
     model.load_state_dict(ckpt.state)
     return model.to(device).eval(), ckpt
+
+
+def load_space(
+    path: Path, ckpt: Checkpoint, device: str | torch.device = "cpu"
+) -> CodeSpace | None:
+    """The code space a checkpoint's U-Net works in (None: pixels)."""
+    from ml.diffusion import latent
+
+    space = latent.load(path, ckpt.meta)
+    return space.to(device) if space is not None else None
 
 
 # --- AMED predictors -------------------------------------------------------------------

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from ml.checkpoints import checkpoint_present, read_version
 from ml.device import pick_device
 from ml.diffusion import checkpoint, metrics
+from ml.diffusion.latent import CodeSpace
 from ml.diffusion.samplers import AMED_SOLVERS, SOLVERS, plan, sample, teacher
 from ml.diffusion.train import image_set
 from ml.diffusion.unet import EDMDenoiser
@@ -117,6 +118,12 @@ def latents_for(n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
 
 
+def _then(
+    first: Callable[[torch.Tensor], torch.Tensor], second: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda z: second(first(z))
+
+
 def _batched(
     fn: Callable[[torch.Tensor], torch.Tensor], latents: torch.Tensor, batch: int
 ) -> torch.Tensor:
@@ -144,9 +151,14 @@ def _group_scores(
 
 
 def evaluate(
-    cfg: EvalConfig, report: Reporter | None = None, denoiser: EDMDenoiser | None = None
+    cfg: EvalConfig,
+    report: Reporter | None = None,
+    denoiser: EDMDenoiser | None = None,
+    space: CodeSpace | None = None,
 ) -> dict[str, Any]:
-    """Run the whole evaluation; returns the figures as a JSON-ready dict."""
+    """Run the whole evaluation; returns the figures as a JSON-ready dict. A latent model's
+    samples are decoded (`space`, read from the checkpoint when the denoiser is) and scored as
+    images, RMSE to the teacher included."""
     report = report or Quiet()
     device = pick_device(cfg.device)
     unknown = [s for s in cfg.solvers if s not in SOLVERS]
@@ -157,11 +169,17 @@ def evaluate(
     if denoiser is None:
         denoiser, ckpt = checkpoint.load_denoiser(cfg.checkpoint, device)
         version, dataset = ckpt.version, ckpt.meta.get("dataset", "fashion")
+        space = checkpoint.load_space(cfg.checkpoint, ckpt, device)
     else:
         version = read_version(cfg.checkpoint) or "unsaved"
-        dataset = "fashion" if denoiser.cfg.image_channels == 1 else "plots"
+        dataset = "fashion" if denoiser.cfg.image_channels == 1 and space is None else "plots"
     denoiser = denoiser.to(device).eval()
     shape = denoiser.cfg.shape
+    if space is not None:
+        space = space.to(device)
+    decode: Callable[[torch.Tensor], torch.Tensor] = (
+        space.decode if space is not None else (lambda x: x)
+    )
 
     report.log("metric classifier …")
     net, classifier_info = metric_classifier(
@@ -181,7 +199,7 @@ def evaluate(
     report.log(f"teacher: Heun, {cfg.teacher_steps} steps …")
     started = time.perf_counter()
     ref_images = _batched(
-        lambda z: teacher(denoiser, z, steps=cfg.teacher_steps), latents, cfg.batch
+        lambda z: decode(teacher(denoiser, z, steps=cfg.teacher_steps)), latents, cfg.batch
     )
     teacher_seconds = time.perf_counter() - started
     teacher_feats = metrics.features(net, ref_images)
@@ -218,11 +236,8 @@ def evaluate(
                 continue
             predictor = predictor.to(device)
         started = time.perf_counter()
-        out = _batched(
-            functools.partial(sample, denoiser, solver=solver, nfe=nfe, predictor=predictor),
-            latents,
-            cfg.batch,
-        )
+        draw = functools.partial(sample, denoiser, solver=solver, nfe=nfe, predictor=predictor)
+        out = _batched(_then(draw, decode), latents, cfg.batch)
         seconds = time.perf_counter() - started
         feats = metrics.features(net, out)
         rows.append(
@@ -255,6 +270,7 @@ def evaluate(
         "version": version,
         "dataset": dataset,
         "shape": list(shape),
+        "space": "pixels" if space is None else f"fsq ({space.version})",
         "device": str(device),
         "threads": torch.get_num_threads(),
         "config": cfg.describe(),

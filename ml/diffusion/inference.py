@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from ml.diffusion.amed import AMEDPredictor
+    from ml.diffusion.latent import CodeSpace
     from ml.diffusion.unet import EDMDenoiser
 
 __all__ = ["LoadedDiffusion", "seed_for_paper"]
@@ -41,8 +42,11 @@ class LoadedDiffusion:
         version: str,
         predictors: dict[tuple[str, int], AMEDPredictor] | None = None,
         dataset: str | None = None,
+        space: CodeSpace | None = None,
     ) -> None:
         self.denoiser = denoiser.eval()
+        # A latent model's samples are codes that this decodes (None: the samples are pixels).
+        self.space = space
         self.version = version
         self.predictors = dict(predictors or {})
         # What it learned to draw ("fashion", "plots"; None: unknown), which decides whether
@@ -63,11 +67,17 @@ class LoadedDiffusion:
             if found is not None:
                 predictors[(solver, nfe)] = found
         dataset = checkpoint.dataset_from(ckpt.meta, ckpt.version)
-        return cls(denoiser, ckpt.version, predictors, dataset)
+        space = checkpoint.load_space(path, ckpt, dev)
+        return cls(denoiser, ckpt.version, predictors, dataset, space)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images this model makes."""
+        return self.space.image_shape if self.space is not None else self.denoiser.cfg.shape
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of what the U-Net denoises: the image, or a latent model's code grid."""
         return self.denoiser.cfg.shape
 
     @property
@@ -95,7 +105,7 @@ class LoadedDiffusion:
 
         return torch.stack(
             [
-                torch.randn(self.shape, generator=torch.Generator().manual_seed(int(s)))
+                torch.randn(self.latent_shape, generator=torch.Generator().manual_seed(int(s)))
                 for s in seeds
             ]
         )
@@ -130,6 +140,8 @@ class LoadedDiffusion:
         x = sample(
             self.denoiser, self.latents(seeds).to(self.device), solver, nfe, predictor=predictor
         )
+        if self.space is not None:
+            x = self.space.decode(x)
         return image_sets.to_uint8(x)
 
     def sample_timed(self, seeds: Sequence[int], solver: str, nfe: int) -> tuple[np.ndarray, float]:

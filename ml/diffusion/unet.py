@@ -6,10 +6,12 @@ c_skip = σ_d²/(σ²+σ_d²), c_out = σ·σ_d/√(σ²+σ_d²), c_in = 1/√(�
 
 F is a plain U-Net (residual blocks with a noise embedding added after the first convolution,
 average-pool down, nearest up, skip concatenation), sized by `UNetConfig` so that it trains on
-a 2-core CPU in minutes: 32×32×1 Fashion-MNIST with widths 16/32/64 (0.47M parameters) and
-64×64×3 plots with widths 16/32/32/64 (0.53M). Attention at the lowest resolution is optional
-and off by default (it costs more than it helps at this size). The channel mean of the bottleneck is
-the feature vector AMED's predictor reads (`with_features`).
+a 2-core CPU in minutes: 32×32×1 Fashion-MNIST with widths 16/32/64 (0.47M parameters),
+64×64×3 plots with widths 16/32/32/64 (0.53M), and the plots' 16×16×4 FSQ codes
+(ml.diffusion.latent) with widths 64/128/128, two blocks a level (3.9M). Attention at the
+lowest resolution is optional and off by default (it costs more than it helps at this size).
+The channel mean of the bottleneck is the feature vector AMED's predictor reads
+(`with_features`).
 """
 
 from __future__ import annotations
@@ -63,8 +65,18 @@ class UNetConfig:
         return (self.image_channels, self.image_size, self.image_size)
 
 
-def config_for(dataset: str, size: str = "default") -> UNetConfig:
-    """The configuration each data set trains with; `tiny` is for tests and quick benches."""
+def config_for(
+    dataset: str, size: str = "default", latent: tuple[int, int, int] | None = None
+) -> UNetConfig:
+    """The configuration each data set trains with; `tiny` is for tests and quick benches.
+    `latent` (channels, h, w) is the code grid of a model trained in the tokenizer's space
+    (ml.diffusion.latent): 16×16 instead of 64×64, so four times the plots' pixel width at
+    about the same cost per step, and two blocks a level."""
+    if latent is not None:
+        channels, side, _ = latent
+        if size == "tiny":
+            return UNetConfig(channels, side, base_channels=8, channel_mults=(1, 2), emb_dim=32)
+        return UNetConfig(channels, side, base_channels=64, channel_mults=(1, 2, 2), res_blocks=2)
     if dataset == "fashion":
         if size == "tiny":
             return UNetConfig(1, 32, base_channels=8, channel_mults=(1, 2), emb_dim=32)

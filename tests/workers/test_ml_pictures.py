@@ -90,6 +90,7 @@ def build_tiny_models(root: Path, images_dir: Path) -> dict[str, Path]:
                 limit=32,
                 seed=seed,
                 device="cpu",
+                tokenizer=paths["fsq"],
             )
         )
         predictor = train_amed(

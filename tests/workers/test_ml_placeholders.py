@@ -152,6 +152,9 @@ async def test_placeholders_from_plots_and_the_lab_from_fashion(
     assert announced is not None
     assert announced["lab_diffusion"]["dataset"] == "fashion"
     assert announced["diffusion"]["placeholders"] is True
+    # Placeholders are drawn in the tokenizer's codes and decoded to 64×64 RGB.
+    assert announced["diffusion"]["space"].startswith("fsq fsq-8x5x5x5-")
+    assert announced["diffusion"]["shape"] == [3, 64, 64]
     assert await picture_jobs.thumbnails_enabled(pool, settings)
 
 

@@ -37,9 +37,21 @@ def test_each_data_set_goes_to_its_own_folder(shared_data: Path, tmp_path: Path)
     assert not (models / "diffusion").exists()
     assert "never draws paper thumbnails" in said
 
+    # The plots' model learns the configured tokenizer's codes: without one, a clear refusal.
+    images = str(shared_data / "images")
+    refused = CliRunner().invoke(cli, ["train-diffusion", *TINY, "--images", images])
+    assert refused.exit_code == 1 and "train-fsq" in refused.output
+    assert not (models / "diffusion").exists()
+    trained = CliRunner().invoke(
+        cli, ["train-fsq", "--steps", "2", "--batch", "4", "--images", images]
+    )
+    assert trained.exit_code == 0, trained.output
+
     said = run("train-diffusion")  # the plots, for the thumbnails
     config = json.loads((models / "diffusion" / "config.json").read_text())
     assert config["meta"]["dataset"] == "plots" and config["version"].startswith("diffusion-plots-")
+    assert config["meta"]["latent"]["space"] == "fsq"
+    assert (models / "diffusion" / "tokenizer" / "model.safetensors").is_file()
     assert "placeholder thumbnails come from this model" in said and "train-amed" in said
 
     said = run("train-diffusion", "--dataset", "fashion", "--out", str(models / "diffusion"))
