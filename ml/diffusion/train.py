@@ -47,7 +47,7 @@ class DiffusionTrainConfig:
     #: None: 1e-3 for a latent model (wider, and its codes are harder targets), else 2e-3.
     lr: float | None = None
     warmup: int = 100
-    #: None: 0.999 for a latent model (its recipe runs 6,000 steps), else 0.995.
+    #: None: 0.999 for a latent model (its recipe runs 2,500 steps), else 0.995.
     ema_decay: float | None = None
     seed: int = 0
     #: "default" or "tiny" (tests, --quick benches); see unet.config_for.
