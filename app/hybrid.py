@@ -26,7 +26,6 @@ them.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from app.db.models import Paper, PaperCategory
+from app.lru import LRU
 from app.search import SearchHit, SearchPage, Sort, parse_query, search_papers
 from app.search.fulltext import fulltext_for, is_optional
 from app.search.fusion import reciprocal_rank_fusion
@@ -92,34 +92,7 @@ class _Ranked:
     notices: tuple[str, ...]
 
 
-class _Cache:
-    """A small LRU of ranked id lists, keyed with the indexes' states."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[object, ...], _Ranked] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[object, ...]) -> _Ranked | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[object, ...], value: _Ranked) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-CACHE = _Cache(CACHE_SIZE)
+CACHE: LRU[tuple[object, ...], _Ranked] = LRU(CACHE_SIZE)
 
 
 def search(

@@ -203,11 +203,16 @@ def stream_vectors(
             embeddings_t.c.vector,
             embeddings_t.c.created_at,
         ).select_from(embeddings_t.join(papers, papers.c.arxiv_id == embeddings_t.c.arxiv_id))
+        order: sa.ColumnElement[int] = papers.c.pk
         if since is not None:
             q = q.where(embeddings_t.c.created_at > since)
+            # Ordered by an expression, not the column: otherwise SQLite walks every paper
+            # in pk order (to stop at the limit) and looks each one's vector up, instead of
+            # reading the few recent rows through the `created_at` index and sorting them.
+            order = papers.c.pk + 0
         if last_pk is not None:
             q = q.where(papers.c.pk > last_pk)
-        rows = conn.execute(q.order_by(papers.c.pk).limit(batch)).all()
+        rows = conn.execute(q.order_by(order).limit(batch)).all()
         if not rows:
             return
         dim = rows[0].dim
@@ -223,6 +228,20 @@ def stream_vectors(
             last_created_at=max(created),
         )
         last_pk = rows[-1].pk
+
+
+def written_since(conn: Connection, since: datetime) -> tuple[int, int | None]:
+    """How many stored vectors were written after `since`, and the newest one's stamp
+    (None when none): one count over the `created_at` index, no vector read."""
+    row = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(embeddings_t.c.created_at)).where(
+            embeddings_t.c.created_at > since
+        )
+    ).one()
+    newest = row[1]
+    if isinstance(newest, str):  # SQLite hands back an aggregate's datetime as text
+        newest = datetime.fromisoformat(newest)
+    return int(row[0]), stamp(newest) if newest is not None else None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -32,11 +32,13 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -101,6 +103,23 @@ def _analyzer(stem: bool) -> tantivy.TextAnalyzer:
 
 
 ANALYZERS = {_STEMMED: _analyzer(stem=True), _NAMES: _analyzer(stem=False)}
+#: Words of a paper `likeness` matches others on: its heaviest (tf x idf). On a tuning
+#: sample of 2,000 papers (bench.related --seed 9) the 48 heaviest rank as well as every
+#: word (shared authors 0.028 both, same category share) at 0.63x the time; 32 lose a little.
+LIKENESS_WORDS = 48
+#: Stop words as the stemmed analyzer writes them.
+_STOP_STEMS = frozenset(w for s in STOP_WORDS for w in ANALYZERS[_STEMMED].analyze(s))
+
+
+def term_counts(text: str) -> Counter[str]:
+    """How often each word of a title or abstract occurs, as the index holds words (folded,
+    stemmed); stop words, one-letter words and bare numbers left out."""
+    counts = Counter(ANALYZERS[_STEMMED].analyze(text))
+    for w in [w for w in counts if len(w) < 2 or w.isdigit() or w in _STOP_STEMS]:
+        del counts[w]
+    return counts
+
+
 _FIELD_ANALYZER = {"title": _STEMMED, "abstract": _STEMMED, "authors": _NAMES, "body": _STEMMED}
 _BOOST = {"title": TITLE_BOOST, "abstract": 1.0, "authors": AUTHOR_BOOST, "body": 1.0}
 #: Where a word without a field is looked for.
@@ -653,6 +672,44 @@ class FullTextIndex:
         searcher = reader.index.searcher()
         found = searcher.search(tantivy.Query.boolean_query(clauses), limit=len(pks), count=False)
         return set(_pks(searcher, [a for _, a in found.hits]))
+
+    def contents(self) -> tuple[str, tuple[int, int]] | None:
+        """A key that changes whenever the index does (a commit, a rebuild), for caching
+        results; None while there is no index."""
+        reader = self.reader()
+        return None if reader is None else (str(reader.gen), reader.meta_stamp)
+
+    def likeness(self, text: str, reference: int, pks: Sequence[int]) -> dict[int, float] | None:
+        """BM25 of each paper (by pk) against every distinct word of `text`, as a share of
+        the reference paper's own score (the paper `text` comes from: about 1 for itself);
+        one search inside these papers. None while there is no index."""
+        reader = self.reader()
+        if reader is None:
+            return None
+        searcher = reader.index.searcher()
+        words = _rarest(searcher, term_counts(text), LIKENESS_WORDS)
+        if not words or not pks:
+            return dict.fromkeys(pks, 0.0)
+        within = tantivy.Query.term_set_query(SCHEMA, "pk", [*pks, reference])
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, tantivy.Query.const_score_query(within, 0.0))]
+            + [(tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, "body", w)) for w in words]
+        )
+        found = searcher.search(query, limit=len(pks) + 1, count=False)
+        got = _pks(searcher, [a for _, a in found.hits])
+        scores = {pk: float(sc) for (sc, _), pk in zip(found.hits, got, strict=True)}
+        own = scores.get(reference) or max(scores.values(), default=0.0)
+        return {pk: scores.get(pk, 0.0) / own if own else 0.0 for pk in pks}
+
+
+def _rarest(searcher: tantivy.Searcher, counts: Counter[str], k: int) -> list[str]:
+    """The k words that weigh most in a text (sublinear tf x idf), heaviest first."""
+    n = int(searcher.num_docs) + 1
+    weight = {
+        w: (1.0 + math.log(c)) * math.log(n / (1 + searcher.doc_freq("body", w)))
+        for w, c in counts.items()
+    }
+    return sorted(weight, key=lambda w: (-weight[w], w))[:k]
 
 
 def _pks(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[int]:

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from usearch.index import Index
 
-from app.artifacts.embeddings import embeddings_t, papers, stream_vectors
+from app.artifacts.embeddings import embeddings_t, papers, stamp, stream_vectors, written_since
 from app.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -191,6 +191,7 @@ class _Delta:
     index: dict[str, int] = field(default_factory=dict)  # arxiv id -> row
     stamps: dict[str, int] = field(default_factory=dict)  # arxiv id -> its row's stamp
     since: datetime | None = None  # re-read rows written after this
+    revision: int = 0  # one more each time rows are added
 
     def plus(self, ids: list[str], vectors: np.ndarray, stamps: list[int]) -> _Delta:
         """A new delta with these rows added or replaced (a re-embedded paper: once)."""
@@ -203,7 +204,28 @@ class _Delta:
             when[a] = t
         order = tuple(merged)
         matrix = np.stack([merged[a] for a in order]).astype(np.float32, copy=False)
-        return _Delta(order, matrix, {a: i for i, a in enumerate(order)}, when, self.since)
+        index = {a: i for i, a in enumerate(order)}
+        return _Delta(order, matrix, index, when, self.since, self.revision + 1)
+
+
+def _held_since(build: _Build | None, delta: _Delta, since: datetime) -> tuple[int, int | None]:
+    """What a reader holds of the rows written after `since`: how many papers' current rows
+    (the delta's where it has one, else the build's) and the newest stamp among them."""
+    after = stamp(since)
+    in_delta = [t for t in delta.stamps.values() if t > after]
+    count, newest = len(in_delta), max(in_delta, default=None)
+    if build is not None and build.count:
+        built = np.asarray(build.stamps)
+        late = built > after
+        if delta.ids:  # a paper the delta holds counts once, by its delta row
+            rows = build.aligned_rows(list(delta.ids))
+            rows = rows[rows >= 0]
+            late[rows] = False
+        if late.any():
+            count += int(late.sum())
+            top = int(built[late].max())
+            newest = top if newest is None else max(newest, top)
+    return count, newest
 
 
 # --- the index ---------------------------------------------------------------------------
@@ -246,8 +268,8 @@ class VectorIndex:
         except FileNotFoundError:
             self._build, self._seen = None, None
             return
-        stamp = (st.st_ino, st.st_mtime_ns)
-        if stamp == self._seen:
+        seen = (st.st_ino, st.st_mtime_ns)
+        if seen == self._seen:
             return
         for _attempt in range(3):  # a build published meanwhile may remove the one named
             try:
@@ -257,7 +279,7 @@ class VectorIndex:
                 time.sleep(0.05)
         else:
             return
-        self._build, self._seen = build, stamp
+        self._build, self._seen = build, seen
         self._delta = _Delta(since=build.watermark if build else None)
 
     def _pull(self, conn: Connection) -> None:
@@ -268,7 +290,15 @@ class VectorIndex:
         # With no build, everything stored is the delta (small stores, tests, first start).
         since = delta.since or (build.watermark if build else _EPOCH)
         now = datetime.now(UTC)
-        for batch in stream_vectors(conn, since=since):
+        # Rows inside the clock margin are re-read on every pull; when the store holds just
+        # the rows this reader holds there (same count, same newest stamp), skip reading
+        # them: after a bulk write that is up to every vector, re-read inside a request.
+        if delta.since is not None and written_since(conn, since) == _held_since(
+            build, delta, since
+        ):
+            self._delta = replace(delta, since=max(since, now - _CLOCK_MARGIN))
+            return
+        for batch in stream_vectors(conn, since=None if since == _EPOCH else since):
             held = np.full(len(batch.ids), -1, dtype=np.int64)  # the build's stamp, if any
             if build is not None:
                 rows = build.aligned_rows(batch.ids)
@@ -287,6 +317,13 @@ class VectorIndex:
         # commits within the margin), so later reads start there: anchored to the clock, not
         # to the newest row, the window stays the last minute's writes.
         self._delta = replace(delta, since=max(since, now - _CLOCK_MARGIN))
+
+    @property
+    def contents(self) -> tuple[str, str | None, int]:
+        """A key that changes whenever what a search can find does (a new build loaded,
+        rows added since), for caching results."""
+        build, delta = self._build, self._delta
+        return str(self.path), build.generation if build else None, delta.revision
 
     @property
     def available(self) -> bool:

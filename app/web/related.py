@@ -2,7 +2,8 @@
 
 Include this router before the pages router, whose `/arxiv/{rest:path}` would otherwise
 answer `/arxiv/{id}/related`. The list comes from `app.vectors.related`: by embedding
-when the paper has one (the vector index, `papershelf reindex --vectors`), else by the TF-IDF
+when the paper has one (the vector index, `papershelf reindex --vectors`; its nearest papers
+re-ordered by the rare words they share, from the full-text index), else by the TF-IDF
 keywords of `papershelf reindex`. The page says which, and so does the API (`method` on each
 item and the `X-Related-Method` header); until either exists, the page says so and the API
 returns an empty list.
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from app.artifacts import related as rel
 from app.ingest.ids import InvalidArxivId, parse_arxiv_id
 from app.listing import paper_cards, papers_version
+from app.search.fulltext import FullTextIndex, fulltext_for
 from app.vectors import VectorIndex, index_for
 from app.vectors import related as vrel
 from app.web.api.params import PaperId
@@ -46,6 +48,14 @@ def get_vector_index(request: Request, settings: SettingsDep) -> VectorIndex:
 VectorIndexDep = Annotated[VectorIndex, Depends(get_vector_index)]
 
 
+def get_fulltext(conn: ConnDep, settings: SettingsDep) -> FullTextIndex | None:
+    """The database's full-text index (its word statistics re-order [Related])."""
+    return fulltext_for(settings, conn.engine.url)
+
+
+FullTextDep = Annotated[FullTextIndex | None, Depends(get_fulltext)]
+
+
 class RelatedOut(BaseModel):
     arxiv_id: str
     title: str
@@ -55,13 +65,18 @@ class RelatedOut(BaseModel):
 
 @router.get("/arxiv/{arxiv_id:path}/related", include_in_schema=False)
 def related_page(
-    request: Request, conn: ConnDep, index: VectorIndexDep, cache: PageCacheDep, arxiv_id: str
+    request: Request,
+    conn: ConnDep,
+    index: VectorIndexDep,
+    fulltext: FullTextDep,
+    cache: PageCacheDep,
+    arxiv_id: str,
 ) -> Response:
     try:
         key, _version = parse_arxiv_id(arxiv_id)
     except InvalidArxivId as exc:
         return error_page(request, 400, "Not a paper id", str(exc))
-    found = vrel.related(conn, index, key)
+    found = vrel.related(conn, index, key, fulltext=fulltext)
     # The page changes when the list does or any of its papers does: rendering ten cards
     # costs far more than finding them, so a repeat is served from the page cache.
     shown = [key, *(a for a, _ in found.pairs)]
@@ -116,6 +131,7 @@ def related_page(
 def api_related(
     conn: ConnDep,
     index: VectorIndexDep,
+    fulltext: FullTextDep,
     arxiv_id: PaperId,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
     blend: Annotated[
@@ -132,7 +148,9 @@ def api_related(
     cards = paper_cards(conn, [key])
     if key not in cards:
         return error_response(404, "not_found", f"paper {key} is not in the store")
-    found = vrel.related(conn, index, key, limit, blend=vrel.Blend() if blend else None)
+    found = vrel.related(
+        conn, index, key, limit, fulltext=fulltext, blend=vrel.Blend() if blend else None
+    )
     cards = paper_cards(conn, [a for a, _ in found.pairs])
     return JSONResponse(
         [

@@ -214,3 +214,44 @@ def test_rows_written_just_before_a_build_are_not_held_twice(
             assert index.status()["delta"] == 1
     got = index.search(vectors[1], 3)
     assert [a for a, _ in got].count(ids[0]) == 1
+
+
+def test_rows_inside_the_clock_margin_are_not_read_again_once_held(
+    engine: Engine, vectors: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a bulk write every row is inside the clock margin, so each pull used to
+    read every vector again inside a request; once a reader holds them, a pull reads none
+    until a row is added or rewritten, and then still finds it."""
+    from datetime import UTC, datetime
+
+    ids = [paper_id(i) for i in range(N)]
+    add_papers(engine, ids)
+    write_vectors(engine, ids, vectors, at=datetime.now(UTC))
+    index = reader(tmp_path / "vectors")  # no build: every row is the delta
+    with engine.connect() as conn:
+        index.refresh(conn, force=True)
+    assert index.status()["delta"] == N
+    reads: list[object] = []
+    real = vindex.stream_vectors
+
+    def counted(conn, **kw):  # type: ignore[no-untyped-def]
+        reads.append(kw)
+        return real(conn, **kw)
+
+    monkeypatch.setattr(vindex, "stream_vectors", counted)
+    with engine.connect() as conn:
+        for _ in range(3):
+            index.refresh(conn, force=True)
+    assert reads == []
+    new = paper_id(N + 1)
+    add_papers(engine, [new])
+    v = unit(np.arange(16, dtype=np.float32) - 7.5)
+    write_vectors(engine, [new], v[None], at=datetime.now(UTC))
+    rewritten = unit(-vectors[7])
+    write_vectors(engine, [ids[7]], rewritten[None], at=datetime.now(UTC), version=2)
+    with engine.connect() as conn:
+        index.refresh(conn, force=True)
+    assert len(reads) == 1
+    assert index.status()["delta"] == N + 1
+    assert index.search(v, 1)[0][0] == new
+    assert index.search(rewritten, 1)[0][0] == ids[7]
