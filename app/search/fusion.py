@@ -2,6 +2,8 @@
 
 Reciprocal rank fusion (Cormack, Clarke and Büttcher, 2009) needs only each list's order,
 not its scores, so lists whose scores are not comparable (BM25 against cosine) still merge.
+Standardised fusion makes the scores comparable instead (each list's z-scores) and keeps
+how close two results are, which ranks lose; hybrid search uses it (see app.hybrid).
 """
 
 from __future__ import annotations
@@ -56,3 +58,47 @@ def reciprocal_rank_fusion(
     first = {key: n for n, key in enumerate(terms)}
     fused = sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], first[item[0]]))
     return fused if limit is None else fused[:limit]
+
+
+def standardised_fusion(
+    scored: Sequence[Sequence[tuple[K, float]]],
+    *,
+    weights: Sequence[float] | None = None,
+    head: int | None = None,
+) -> list[tuple[K, float]]:
+    """Every id of the scored lists with its fused score, best first: the weighted sum of
+    its standardised scores ((score - mean) / sd within its list), an id missing from a list
+    counting as that list's lowest. Unlike ranks, scores keep how far apart two results
+    are (a near tie stays near). The mean and sd come from each list's first `head` entries
+    (all by default), so a deeper list (a later page) does not move the first places. A
+    list whose scores are all equal contributes 0. Ties: the best rank in any one list,
+    then first appearance."""
+    if weights is not None and len(weights) != len(scored):
+        raise ValueError(f"{len(weights)} weights for {len(scored)} lists")
+    standard: list[dict[K, float]] = []
+    floors: list[float] = []
+    for lst in scored:
+        values = [float(s) for _, s in lst]
+        basis = values[:head] if head is not None else values
+        mean = math.fsum(basis) / len(basis) if basis else 0.0
+        sd = math.sqrt(math.fsum((v - mean) ** 2 for v in basis) / len(basis)) if basis else 0.0
+        z: dict[K, float] = {}
+        for key, v in zip((k for k, _ in lst), values, strict=True):
+            if key not in z:
+                z[key] = (v - mean) / sd if sd > 0 else 0.0
+        standard.append(z)
+        floors.append(min(z.values(), default=0.0))
+    first: dict[K, int] = {}
+    best: dict[K, int] = {}
+    for lst in scored:
+        for rank, (key, _) in enumerate(lst, start=1):
+            first.setdefault(key, len(first))
+            best[key] = min(best.get(key, rank), rank)
+    scores = {
+        key: math.fsum(
+            (1.0 if weights is None else float(weights[i])) * z.get(key, floors[i])
+            for i, z in enumerate(standard)
+        )
+        for key in first
+    }
+    return sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], first[item[0]]))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.search.fusion import reciprocal_rank_fusion
+from app.search.fusion import reciprocal_rank_fusion, standardised_fusion
 
 K = TypeVar("K", bound=Hashable)
 
@@ -131,3 +131,39 @@ def test_properties_for_any_lists(lists: list[list[int]], k: int) -> None:
         assert score == pytest.approx(float(exact), rel=1e-12)
     # Lists given in another order keep the same scores (ties may reorder).
     assert dict(reciprocal_rank_fusion(lists[::-1], k=k)) == pytest.approx(dict(fused))
+
+
+# --- standardised fusion -------------------------------------------------------------------
+
+
+def test_standardised_fusion_keeps_how_close_results_are() -> None:
+    # "near" is a close second by words and first by meaning; "far" wins words by a mile.
+    lexical = [("far", 30.0), ("near", 10.2), ("x", 10.0), ("y", 9.8)]
+    vector = [("near", 0.80), ("z", 0.79), ("far", 0.50), ("w", 0.49)]
+    fused = standardised_fusion([lexical, vector])
+    assert order(fused)[0] == "far"  # its lead by words outweighs its place by meaning
+    ranks_only = reciprocal_rank_fusion([[a for a, _ in lexical], [a for a, _ in vector]], k=5)
+    assert order(ranks_only)[0] == "near"  # ranks forget the margin
+    assert {a for a, _ in fused} == {"far", "near", "x", "y", "z", "w"}
+
+
+def test_standardised_fusion_missing_counts_as_the_lowest_and_weights_tilt() -> None:
+    a = [("p", 3.0), ("q", 2.0), ("r", 1.0)]
+    b = [("s", 0.9), ("p", 0.1)]
+    fused = dict(standardised_fusion([a, b]))
+    # "r" is a's lowest and missing from b: b's lowest z-score is added, as for "q".
+    assert fused["q"] - fused["r"] == pytest.approx(1.224744871, rel=1e-6)
+    assert order(standardised_fusion([a, b], weights=[0.0, 1.0]))[0] == "s"
+    with pytest.raises(ValueError, match="weights"):
+        standardised_fusion([a, b], weights=[1.0])
+
+
+def test_standardised_fusion_head_fixes_the_scale_and_equal_scores_add_nothing() -> None:
+    short = [("a", 2.0), ("b", 1.0)]
+    deeper = [*short, ("c", -50.0)]
+    top = order(standardised_fusion([short, [("b", 1.0), ("a", 0.5)]], head=2))
+    deep = order(standardised_fusion([deeper, [("b", 1.0), ("a", 0.5)]], head=2))
+    assert deep[:2] == top[:2]  # the deeper list does not move the first places
+    flat = dict(standardised_fusion([[("a", 1.0), ("b", 1.0)]]))
+    assert flat == {"a": 0.0, "b": 0.0}
+    assert standardised_fusion([]) == [] and standardised_fusion([[], []]) == []
