@@ -680,9 +680,9 @@ class FullTextIndex:
         return None if reader is None else (str(reader.gen), reader.meta_stamp)
 
     def likeness(self, text: str, reference: int, pks: Sequence[int]) -> dict[int, float] | None:
-        """BM25 of each paper (by pk) against every distinct word of `text`, as a share of
-        the reference paper's own score (the paper `text` comes from: about 1 for itself);
-        one search inside these papers. None while there is no index."""
+        """BM25 of each paper (by pk) against the LIKENESS_WORDS heaviest words of `text`,
+        as a share of the reference paper's own score (the paper `text` comes from: about 1
+        for itself); one search inside these papers. None while there is no index."""
         reader = self.reader()
         if reader is None:
             return None

@@ -92,7 +92,6 @@ def by_words(
 
 @dataclass(frozen=True, slots=True)
 class _Facts:
-    pk: int
     primary: str
     authors: Sequence[str]
 
@@ -107,11 +106,11 @@ def _pks(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
 
 def _facts(conn: Connection, ids: Sequence[str]) -> dict[str, _Facts]:
     rows = conn.execute(
-        sa.select(
-            papers.c.pk, papers.c.arxiv_id, papers.c.primary_category, papers.c.authors
-        ).where(papers.c.arxiv_id.in_(list(ids)))
+        sa.select(papers.c.arxiv_id, papers.c.primary_category, papers.c.authors).where(
+            papers.c.arxiv_id.in_(list(ids))
+        )
     )
-    return {r.arxiv_id: _Facts(r.pk, r.primary_category or "", r.authors or ()) for r in rows}
+    return {r.arxiv_id: _Facts(r.primary_category or "", r.authors or ()) for r in rows}
 
 
 def _text(conn: Connection, arxiv_id: str) -> str:
